@@ -1,0 +1,89 @@
+"""Shared fixtures.
+
+Every test runs offline, in its own Hugging Face home, so nothing is read from or written
+to the user's cache (dynamic `trust_remote_code` modules included).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Set before any Hugging Face library is imported by a test module.
+_HF_HOME = tempfile.mkdtemp(prefix="pipelines-test-hf-home-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["WANDB_DISABLED"] = "true"
+os.environ.pop("HF_TOKEN", None)
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data` beside the project root; tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real-data extracts not found at {SHARED_DATA} (a fresh clone does not have them)")
+    return SHARED_DATA
+
+
+# --- tiny model and tokenizer, shared by the model, recipe and hub tests -------------------
+
+TINY_TEXTS = [
+    f"the {a} {b} jumps over {n} lazy {c}s and counts to {n + 3}."
+    for n, (a, b, c) in enumerate(
+        [(a, b, c) for a in ("quick", "slow", "red", "big") for b in ("fox", "cat", "owl") for c in ("dog", "hen")]
+        * 20
+    )
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from pipelines.tokenizer import train_tokenizer
+
+    return train_tokenizer(TINY_TEXTS, vocab_size=320, min_frequency=1)
+
+
+def make_tiny_config(tokenizer, **overrides):
+    from pipelines import PicoGPTConfig
+
+    kwargs = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    kwargs.update(overrides)
+    return PicoGPTConfig(**kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A saved tiny PicoGPT causal LM with its tokenizer: what a pretraining stage leaves."""
+    import torch
+
+    from pipelines import PicoGPTForCausalLM
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-picogpt")
+    model = PicoGPTForCausalLM(make_tiny_config(tiny_tokenizer))
+    model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return path
