@@ -87,3 +87,34 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     model.save_pretrained(path)
     tiny_tokenizer.save_pretrained(path)
     return path
+
+
+# A token shaped like a real Hugging Face token, so that redaction by pattern is exercised too.
+HUB_TEST_TOKEN = "hf_" + "LocalTestToken0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory):
+    """A local Hub-compatible server (`pipelines.testing.HubServer`) for the whole session.
+
+    Tests share it: give each test its own repo names. Its one valid token is `HUB_TEST_TOKEN`.
+    """
+    from pipelines.testing import HubServer
+
+    with HubServer(
+        tmp_path_factory.mktemp("hub-server"), tokens={HUB_TEST_TOKEN: "tester"}, user="tester"
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def hub(hub_server):
+    """Point this process's Hugging Face clients at `hub_server` (online, no Xet, `HF_TOKEN` set).
+
+    The conftest sets HF_HUB_OFFLINE=1 at import, and huggingface_hub/datasets copy HF_ENDPOINT and
+    HF_HUB_OFFLINE into module constants at import: `hub_client_env` patches both and restores them.
+    """
+    from pipelines.testing import hub_client_env
+
+    with hub_client_env(hub_server, token=HUB_TEST_TOKEN):
+        yield hub_server

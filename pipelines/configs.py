@@ -1,0 +1,140 @@
+"""Script arguments of the recipes, and the YAML/CLI parser they share.
+
+Each recipe parses `(<Stage>ScriptArguments, <Stage>Config, ModelConfig)` with TRL's
+`TrlParser`: the YAML given with `--config` sets defaults, command-line flags override them.
+Unknown keys are errors, reported with the file, the key and the closest valid names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from trl import ScriptArguments as TrlScriptArguments
+from trl import TrlParser
+
+__all__ = [
+    "ConfigError",
+    "PPOScriptArguments",
+    "PretrainScriptArguments",
+    "RLScriptArguments",
+    "RewardScriptArguments",
+    "SFTScriptArguments",
+    "ScriptArguments",
+    "parse_recipe_args",
+]
+
+
+class ConfigError(ValueError):
+    """A recipe's YAML or command line is wrong; the message says where and how to fix it."""
+
+
+@dataclass
+class ScriptArguments(TrlScriptArguments):
+    """Arguments shared by every stage (TRL's `ScriptArguments` plus ours).
+
+    `dataset_name` is `embedded` (the built-in task, generated from `task_seed`), a local
+    JSON/JSONL(.gz)/text file or folder, or a Hub dataset id (pinned with `dataset_revision`).
+    """
+
+    dataset_name: str | None = field(default="embedded", metadata={"help": "'embedded', a local path or a Hub id."})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of the dataset."})
+    task_seed: int = field(default=0, metadata={"help": "Seed of the embedded task's data (not of training)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many eval rows."})
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer to use; defaults to the one saved with the model."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace an output folder that holds something else than an earlier run of this stage."},
+    )
+
+
+@dataclass
+class PretrainScriptArguments(ScriptArguments):
+    """Pretraining builds a new model (unless `model_name_or_path` is given) and its tokenizer."""
+
+    vocab_size: int = field(default=2048, metadata={"help": "Tokenizer vocabulary to train (if none is given)."})
+    tokenizer_train_samples: int | None = field(
+        default=None, metadata={"help": "Train the tokenizer on at most this many texts."}
+    )
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int | None = None
+    intermediate_size: int | None = None
+    max_position_embeddings: int = 1024
+
+
+@dataclass
+class SFTScriptArguments(ScriptArguments):
+    pass
+
+
+@dataclass
+class RewardScriptArguments(ScriptArguments):
+    pass
+
+
+@dataclass
+class RLScriptArguments(ScriptArguments):
+    """Online RL (RLOO, GRPO): a policy from `model_name_or_path`, a reward model from here."""
+
+    reward_model_path: str | None = field(default=None, metadata={"help": "Reward model folder or Hub id."})
+    reward_model_revision: str | None = None
+    max_prompt_length: int = field(default=128, metadata={"help": "Longer prompts are dropped (and counted)."})
+
+
+@dataclass
+class PPOScriptArguments(ScriptArguments):
+    """PPO: policy and reference from `model_name_or_path`, reward and value from the reward stage.
+
+    `ptx_coef > 0` turns PPO into InstructGPT's PPO-ptx: each update adds `ptx_coef` times the
+    language-modelling loss on pretraining text (`ptx_dataset_name`) to the PPO loss.
+    """
+
+    value_model_path: str | None = field(default=None, metadata={"help": "Defaults to the reward model."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow code from model repos to run (PPOConfig has no such field)."}
+    )
+    value_model_revision: str | None = None
+    reward_model_revision: str | None = None
+    max_prompt_length: int = field(default=128, metadata={"help": "Longer prompts are dropped (and counted)."})
+    ptx_coef: float = field(default=0.0, metadata={"help": "gamma of PPO-ptx; 0 is plain PPO."})
+    ptx_dataset_name: str | None = field(default="embedded", metadata={"help": "Pretraining text for PPO-ptx."})
+    ptx_batch_size: int = field(default=8, metadata={"help": "Pretraining sequences per PPO micro-batch."})
+    ptx_max_length: int = field(default=128, metadata={"help": "Tokens per pretraining sequence for PPO-ptx."})
+
+
+def parse_recipe_args(dataclass_types: tuple[type, ...], args: list[str] | None = None) -> tuple[Any, ...]:
+    """Parse `--config recipe.yaml` plus command-line overrides into the dataclasses.
+
+    Unknown YAML keys raise `ConfigError` naming the file, the key and close matches, before
+    anything is loaded (TRL's own message names neither the file nor a fix).
+    """
+    args = list(sys.argv[1:] if args is None else args)
+    if "--config" in args:
+        path = Path(args[args.index("--config") + 1])
+        if not path.is_file():
+            raise ConfigError(f"--config {path}: no such file.")
+        config = yaml.safe_load(path.read_text())
+        if not isinstance(config, dict):
+            raise ConfigError(f"{path}: expected a YAML mapping of argument names to values, got {type(config).__name__}.")
+        known = {f.name for cls in dataclass_types for f in fields(cls)} | {"env"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+                hints.append(f"  {key!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
+            raise ConfigError(
+                f"{path}: unknown key(s):\n" + "\n".join(hints) + "\nFix the spelling or remove the key; valid keys "
+                f"are the fields of {', '.join(cls.__name__ for cls in dataclass_types)}."
+            )
+    parser = TrlParser(dataclass_types)
+    return tuple(parser.parse_args_and_config(args=args))

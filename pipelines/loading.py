@@ -1,0 +1,168 @@
+"""Small named loaders shared by every recipe: tokenizer, model, PEFT config, model source check.
+
+Stage differences are arguments (`task="causal"` or `task="reward"`), not copies.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from trl import ModelConfig, get_quantization_config
+from trl import get_peft_config as trl_get_peft_config
+
+from pipelines.configs import ConfigError
+
+__all__ = [
+    "check_model_source",
+    "check_same_tokenizer",
+    "get_model",
+    "get_peft_config",
+    "get_tokenizer",
+]
+
+Task = Literal["causal", "reward"]
+
+
+def check_model_source(name_or_path: str, revision: str | None = None, field_name: str = "model_name_or_path") -> None:
+    """Fail fast, before any training, when a model is neither a local folder nor a reachable Hub repo."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
+            raise ConfigError(
+                f"{field_name}={name_or_path!r} is a folder without config.json or adapter_config.json: "
+                "it holds no saved model. Point it at the output folder of an earlier stage (the folder with "
+                "config.json), or at a Hub id."
+            )
+        return
+    looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1 or os.sep + os.sep in name_or_path
+    if looks_local:
+        raise ConfigError(
+            f"{field_name}={name_or_path!r}: no such folder. Run the stage that writes it first, or fix the path."
+        )
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        HfApi().model_info(name_or_path, revision=revision)
+    except RevisionNotFoundError as err:
+        raise ConfigError(
+            f"{field_name}={name_or_path!r}: revision {revision!r} does not exist on the Hub. "
+            "List the repo's branches and tags, or drop the revision."
+        ) from err
+    except RepositoryNotFoundError as err:
+        raise ConfigError(
+            f"{field_name}={name_or_path!r} is neither a local folder nor a Hub repo you can access "
+            "(for a private repo, log in with `hf auth login` or set HF_TOKEN)."
+        ) from err
+    except (OfflineModeIsEnabled, HfHubHTTPError, OSError) as err:
+        raise ConfigError(
+            f"{field_name}={name_or_path!r} is not a local folder and the Hub cannot be reached ({err}). "
+            "Pull it first with `instructgpt pull`, or fix the path."
+        ) from err
+
+
+def get_tokenizer(
+    name_or_path: str,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    padding_side: Literal["left", "right"] = "right",
+    require_chat_template: bool = True,
+) -> PreTrainedTokenizerBase:
+    """Load a tokenizer and check what the trainers need: a pad token (and a chat template)."""
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        raise ConfigError(
+            f"The tokenizer of {name_or_path!r} has no pad token. Batches cannot be padded without one: add one "
+            "(e.g. `tokenizer.add_special_tokens({'pad_token': '<|pad|>'})`, then resize the model's embeddings) "
+            "and save it, or set `tokenizer_name_or_path` to a tokenizer that has one."
+        )
+    if require_chat_template and not tokenizer.chat_template:
+        raise ConfigError(
+            f"The tokenizer of {name_or_path!r} has no chat template, and this stage formats conversations. "
+            "Use a tokenizer trained by `recipes/pretrain.py` (it has one), or set `chat_template_path`."
+        )
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def check_same_tokenizer(
+    a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase, a_name: str, b_name: str
+) -> None:
+    """Two models scored on the same token ids must share a vocabulary (policy vs reward model)."""
+    if a.get_vocab() != b.get_vocab() or a.pad_token_id != b.pad_token_id or a.eos_token_id != b.eos_token_id:
+        raise ConfigError(
+            f"The tokenizers of {a_name!r} and {b_name!r} differ (vocabulary, pad or EOS token). PPO feeds the "
+            "policy's token ids to the reward and value models, so they must come from the same tokenizer: "
+            "train the reward model from the same SFT checkpoint as the policy."
+        )
+
+
+def get_model(
+    name_or_path: str,
+    model_args: ModelConfig,
+    *,
+    task: Task = "causal",
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    num_labels: int = 1,
+) -> PreTrainedModel:
+    """Load a causal LM (`task="causal"`) or a scalar-head sequence classifier (`task="reward"`).
+
+    dtype, attention implementation and 4/8-bit quantization come from TRL's `ModelConfig`
+    (`dtype`, `attn_implementation`, `load_in_4bit`/`load_in_8bit`...). A reward model built
+    from a causal checkpoint initialises only its `score` head.
+    """
+    dtype = model_args.dtype
+    kwargs = {
+        "revision": revision,
+        "trust_remote_code": trust_remote_code,
+        "dtype": getattr(torch, dtype) if dtype not in (None, "auto") else dtype,
+    }
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    quantization_config = get_quantization_config(model_args)
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        if torch.cuda.is_available():
+            from accelerate import PartialState
+
+            kwargs["device_map"] = {"": PartialState().local_process_index}  # one full copy per process
+    if task == "reward":
+        model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=num_labels, **kwargs)
+        if model.config.num_labels != 1:
+            raise ConfigError(
+                f"{name_or_path!r} has a {model.config.num_labels}-way head; reward and value models need a scalar "
+                "head (num_labels=1). Train it with recipes/reward.py."
+            )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    if model.config.pad_token_id is None:
+        raise ConfigError(f"{name_or_path!r}: config.pad_token_id is not set; set it to the tokenizer's pad token id.")
+    return model
+
+
+def get_peft_config(model_args: ModelConfig, task: Task = "causal"):
+    """TRL's LoRA config, with the task type a reward/value model needs.
+
+    `SEQ_CLS` makes PEFT train and save the `score` head; without it the head stays a frozen
+    random projection and the reward model learns nothing.
+    """
+    if not model_args.use_peft:
+        return None
+    if task == "reward":
+        model_args.lora_task_type = "SEQ_CLS"
+    config = trl_get_peft_config(model_args)
+    if config.target_modules is None:
+        config.target_modules = "all-linear"
+    return config

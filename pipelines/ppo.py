@@ -1,0 +1,237 @@
+"""TRL's PPOTrainer (1.12, `trl.experimental.ppo`), extended rather than rewritten.
+
+What this adds, each at one hook of TRL's trainer:
+
+- **PPO-ptx** (InstructGPT, eq. 2): every PPO backward pass also back-propagates
+  `ptx_coef * LM loss` on a batch of pretraining text (a wrapper around
+  `accelerator.backward`, the single call through which TRL's update sends its loss).
+- **Exact resume** (TRL cannot resume PPO): checkpoints hold the policy and value weights,
+  the optimizer, the scheduler, every process's RNG states, the step and episode counters;
+  the data order is a fixed permutation per epoch, so a resumed run replays the batches the
+  uninterrupted run would have seen. Checkpoints are written to `checkpoint-N.tmp` and renamed.
+- **Distributed fixes**: under DDP, TRL reaches `model.policy` through the DDP wrapper (PEFT
+  without a reference model fails) and `save_model` fails on a shared-tensor error; the
+  wrapper here exposes `policy`/`value_model` and saves the unwrapped policy on the main process.
+
+Generation with TRL's `num_sample_generations > 0` draws from the RNG between updates; set it
+to 0 (the recipes do) when exact resume matters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+from transformers import TrainerCallback
+from trl.experimental.ppo import PPOConfig
+from trl.experimental.ppo import PPOTrainer as TRLPPOTrainer
+
+__all__ = ["PPOTrainer", "PPOConfig"]
+
+_STATE_FILE = "pipelines_ppo_state.json"
+
+
+class _EpochSeededSampler(Sampler[int]):
+    """A permutation of the dataset that depends only on (seed, epoch): replayable on resume."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class _SkipFirstBatches:
+    """Iterates a prepared DataLoader, skipping `skip` batches on the first pass only."""
+
+    def __init__(self, loader, skip: int) -> None:
+        self.loader, self.skip = loader, skip
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0
+        for index, batch in enumerate(self.loader):
+            if index >= skip:
+                yield batch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+class _RestoreCounters(TrainerCallback):
+    """TRL's `train()` zeroes the step counters; put the resumed ones back before step 1."""
+
+    def __init__(self, global_step: int, episode: int, max_steps: int) -> None:
+        self.global_step, self.episode, self.max_steps = global_step, episode, max_steps
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.global_step, state.episode, state.max_steps = self.global_step, self.episode, self.max_steps
+
+
+class PPOTrainer(TRLPPOTrainer):
+    """`trl.experimental.ppo.PPOTrainer` plus PPO-ptx, exact resume and DDP-safe saving.
+
+    Extra arguments:
+        ptx_dataset: a tokenized dataset with `input_ids` (fixed-length blocks of pretraining
+            text); used when `ptx_coef > 0`.
+        ptx_coef: gamma of PPO-ptx; 0 gives plain PPO.
+        ptx_batch_size: pretraining sequences per PPO micro-batch.
+    """
+
+    def __init__(
+        self,
+        *args,
+        ptx_dataset=None,
+        ptx_coef: float = 0.0,
+        ptx_batch_size: int = 8,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        if unwrapped is not self.model:
+            # TRL calls `model.policy` on the prepared (possibly DDP-wrapped) model; a plain
+            # attribute (not a registered submodule) makes that resolve without changing the
+            # wrapper's parameters or state dict.
+            object.__setattr__(self.model, "policy", unwrapped.policy)
+            object.__setattr__(self.model, "value_model", unwrapped.value_model)
+
+        # A replayable data order (see module docstring). The loader's own generator keeps
+        # `iter()` from drawing on the global RNG, which a resumed run must find untouched.
+        self._sampler = _EpochSeededSampler(len(self.train_dataset), self.args.seed)
+        loader = DataLoader(
+            self.train_dataset,
+            batch_size=self.local_dataloader_batch_size,
+            sampler=self._sampler,
+            collate_fn=self.data_collator,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(self.args.seed),
+        )
+        self.dataloader = self.accelerator.prepare(loader)
+
+        self.ptx_coef = ptx_coef
+        self._ptx_losses: list[torch.Tensor] = []
+        self._ptx_iterator = None
+        if ptx_coef > 0:
+            if ptx_dataset is None:
+                raise ValueError("ptx_coef > 0 needs a ptx_dataset (tokenized pretraining text).")
+            ptx_loader = DataLoader(
+                ptx_dataset.with_format("torch", columns=["input_ids"]),
+                batch_size=ptx_batch_size,
+                sampler=_EpochSeededSampler(len(ptx_dataset), self.args.seed + 1),
+                drop_last=True,
+                generator=torch.Generator().manual_seed(self.args.seed + 1),
+            )
+            self._ptx_loader = self.accelerator.prepare(ptx_loader)
+            self._ptx_epoch = 0
+
+    # ------------------------------------------------------------------ PPO-ptx
+    def _next_ptx_batch(self) -> torch.Tensor:
+        while True:
+            if self._ptx_iterator is None:
+                self._ptx_loader.set_epoch(self._ptx_epoch)
+                self._ptx_iterator = iter(self._ptx_loader)
+            try:
+                return next(self._ptx_iterator)["input_ids"]
+            except StopIteration:
+                self._ptx_iterator, self._ptx_epoch = None, self._ptx_epoch + 1
+
+    def _ptx_loss(self) -> torch.Tensor:
+        input_ids = self._next_ptx_batch().to(self.accelerator.device)
+        return self.model.policy(input_ids=input_ids, labels=input_ids, use_cache=False).loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._ptx_losses:
+            logs["loss/ptx_avg"] = torch.stack(self._ptx_losses).mean().item()
+            self._ptx_losses.clear()
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ train / resume
+    def train(self, resume_from_checkpoint: str | None = None) -> None:
+        args = self.args
+        total_batches = args.num_total_batches
+        done = self._load_checkpoint(resume_from_checkpoint) if resume_from_checkpoint else (0, 0)
+        global_step, episode = done
+        batches_per_epoch = len(self.dataloader)
+        if global_step:
+            self.dataloader.iteration = global_step // batches_per_epoch
+            self.dataloader = _SkipFirstBatches(self.dataloader, global_step % batches_per_epoch)
+            args.num_total_batches = total_batches - global_step
+            self.add_callback(_RestoreCounters(global_step, episode, total_batches))
+        original_backward = self.accelerator.backward
+        if self.ptx_coef > 0:
+
+            def backward_with_ptx(loss, **kwargs):
+                ptx_loss = self._ptx_loss()
+                self._ptx_losses.append(ptx_loss.detach())
+                return original_backward(loss + self.ptx_coef * ptx_loss, **kwargs)
+
+            self.accelerator.backward = backward_with_ptx
+        try:
+            if args.num_total_batches > 0:
+                super().train()
+        finally:
+            self.accelerator.backward = original_backward
+            args.num_total_batches = total_batches
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Everything a resumed run needs, written to `checkpoint-N.tmp`, then renamed."""
+        final = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+        tmp = final.with_name(final.name + ".tmp")
+        if self.accelerator.is_main_process and tmp.exists():
+            shutil.rmtree(tmp)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(tmp))  # policy + value weights, optimizer, RNG of every process
+        if self.accelerator.is_main_process:
+            torch.save(self.lr_scheduler.state_dict(), tmp / "scheduler.pt")
+            state = {"global_step": self.state.global_step, "episode": self.state.episode}
+            (tmp / _STATE_FILE).write_text(json.dumps(state))
+            self._save_policy(tmp)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            self._rotate_checkpoints()
+        self.accelerator.wait_for_everyone()
+
+    def _load_checkpoint(self, checkpoint: str) -> tuple[int, int]:
+        self.accelerator.load_state(checkpoint)
+        self.lr_scheduler.load_state_dict(torch.load(Path(checkpoint) / "scheduler.pt", weights_only=True))
+        state = json.loads((Path(checkpoint) / _STATE_FILE).read_text())
+        self.accelerator.print(f"Resuming PPO from {checkpoint} (step {state['global_step']}).")
+        return state["global_step"], state["episode"]
+
+    def _rotate_checkpoints(self) -> None:
+        limit = self.args.save_total_limit
+        if not limit:
+            return
+        pattern = re.compile(r"^checkpoint-(\d+)$")
+        found = sorted(
+            (int(m.group(1)), p) for p in Path(self.args.output_dir).iterdir() if (m := pattern.match(p.name))
+        )
+        for _, path in found[:-limit]:
+            shutil.rmtree(path)
+
+    # ------------------------------------------------------------------ saving
+    def _save_policy(self, output_dir: str | os.PathLike) -> None:
+        policy = self.accelerator.unwrap_model(self.model).policy
+        policy.save_pretrained(output_dir, safe_serialization=True)
+        self.processing_class.save_pretrained(output_dir)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the policy (the model PPO trains for inference) from the main process only."""
+        output_dir = output_dir or self.args.output_dir
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            self._save_policy(output_dir)
+        self.accelerator.wait_for_everyone()

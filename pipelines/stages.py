@@ -1,0 +1,221 @@
+"""Output-folder bookkeeping shared by the recipes: protect, resume, finish atomically.
+
+A stage's output folder goes through three states:
+
+1. started:   `.pipelines_run.json` names the stage (written before training);
+2. training:  `checkpoint-*` folders appear (the trainers write them atomically);
+3. complete:  the final model is moved in, then `stage_info.json` is written last, with
+              `os.replace`. No `stage_info.json` means the stage is not complete,
+              whatever else the folder holds.
+
+A folder that is not empty and not an earlier run of the same stage is never written to
+unless `overwrite_output_dir` is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from accelerate import PartialState
+from transformers.trainer_utils import get_last_checkpoint
+
+from pipelines.configs import ConfigError
+
+logger = logging.getLogger("pipelines")
+
+__all__ = [
+    "RUN_MARKER",
+    "STAGE_INFO",
+    "config_hash",
+    "dataclass_config",
+    "finalize_stage",
+    "finish_stage",
+    "log_length_report",
+    "is_complete",
+    "package_versions",
+    "prepare_output_dir",
+    "read_stage_info",
+]
+
+RUN_MARKER = ".pipelines_run.json"
+STAGE_INFO = "stage_info.json"
+_PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "instructgpt-pipelines")
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short, stable hash of a (redacted) config, recorded in stage_info and the report."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def read_stage_info(output_dir: str | os.PathLike) -> dict[str, Any] | None:
+    path = Path(output_dir) / STAGE_INFO
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def is_complete(output_dir: str | os.PathLike) -> bool:
+    info = read_stage_info(output_dir)
+    return bool(info and info.get("complete"))
+
+
+def prepare_output_dir(output_dir: str | os.PathLike, stage: str, overwrite: bool = False) -> str | None:
+    """Check an output folder before any model is loaded; return the checkpoint to resume from.
+
+    - empty or missing: start fresh;
+    - an unfinished earlier run of this stage: resume from its last `checkpoint-*`;
+    - a finished run of this stage, or anything else: refuse, unless `overwrite` (then the
+      folder is emptied, on the main process only).
+    """
+    path = Path(output_dir)
+    state = PartialState()
+    resume_from = None
+    if path.is_dir() and any(path.iterdir()):
+        marker = path / RUN_MARKER
+        own_run = marker.is_file() and json.loads(marker.read_text()).get("stage") == stage
+        if overwrite:
+            if state.is_main_process:
+                shutil.rmtree(path)
+        elif own_run and is_complete(path):
+            raise ConfigError(
+                f"{path} already holds a finished {stage} run (stage_info.json). Nothing to do; to train again, "
+                "choose another output_dir or pass --overwrite_output_dir true (it deletes the folder)."
+            )
+        elif own_run:
+            resume_from = get_last_checkpoint(str(path))
+        else:
+            raise ConfigError(
+                f"{path} is not empty and is not an earlier run of the {stage} stage: refusing to write into it. "
+                "Choose another output_dir, or pass --overwrite_output_dir true to delete its contents."
+            )
+    state.wait_for_everyone()
+    if state.is_main_process:
+        path.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(path / RUN_MARKER, {"stage": stage})
+    state.wait_for_everyone()
+    return resume_from
+
+
+def finalize_stage(
+    trainer,
+    output_dir: str | os.PathLike,
+    info: dict[str, Any],
+) -> Path:
+    """Save the final model into `output_dir` atomically, then write `stage_info.json`.
+
+    The model is saved into a temporary sub-folder, its files are moved in with `os.replace`,
+    and the completion marker comes last, so an interrupted save never looks complete.
+    """
+    path = Path(output_dir)
+    tmp = path / ".incomplete-final"
+    state = PartialState()
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    # Gradient checkpointing turns the KV cache off in the config; a saved model must generate with it.
+    for model in (unwrapped, getattr(unwrapped, "policy", None), getattr(unwrapped, "base_model", None)):
+        if model is not None and hasattr(model, "config"):
+            model.config.use_cache = True
+    trainer.save_model(str(tmp))
+    state.wait_for_everyone()
+    if state.is_main_process:
+        for item in tmp.iterdir():
+            os.replace(item, path / item.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+        info = {**info, "versions": package_versions(), "complete": True}
+        _write_json_atomic(path / STAGE_INFO, info)
+    state.wait_for_everyone()
+    return path
+
+
+def log_length_report(ds, tokenizer, max_length: int | None, kind: str, source: str) -> None:
+    """Say before training how many rows exceed `max_length` and what the trainer will do with them."""
+    if not max_length:
+        return
+    from pipelines.data import check_lengths
+
+    report = check_lengths(ds, tokenizer, max_length, kind, source)
+    if PartialState().is_main_process:
+        (logger.warning if report.n_too_long else logger.info)(report.message)
+
+
+def dataclass_config(*objs) -> dict[str, Any]:
+    """The parsed arguments as one JSON-able dict, secrets redacted."""
+    from pipelines.hub import redact_secrets
+
+    merged: dict[str, Any] = {}
+    for obj in objs:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if isinstance(value, (str, int, float, bool, type(None), list, dict)):
+                merged[f.name] = value
+            else:
+                merged[f.name] = str(value)
+    return redact_secrets(merged)
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def finish_stage(
+    trainer,
+    *,
+    stage: str,
+    recipe: str,
+    args: tuple,
+    base_model: dict[str, Any] | None,
+    datasets: list[dict[str, Any]],
+    metrics: dict[str, Any],
+    seed: int,
+    push_to_hub: bool = False,
+    hub_model_id: str | None = None,
+    hub_revision: str | None = None,
+) -> Path:
+    """The end of every recipe: save atomically, write stage_info and the model card, push.
+
+    Cards and pushes are side effects: they run once, on the main process.
+    """
+    output_dir = Path(trainer.args.output_dir)
+    config = dataclass_config(*args)
+    info = {
+        "stage": stage,
+        "recipe": recipe,
+        "config": config,
+        "config_hash": config_hash(config),
+        "base_model": base_model,
+        "datasets": datasets,
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))},
+        "seed": seed,
+        "hub": {"repo_id": None, "revision": None},
+    }
+    finalize_stage(trainer, output_dir, info)
+    if PartialState().is_main_process:
+        from pipelines.model_card import write_model_card
+
+        write_model_card(output_dir)
+        if push_to_hub:
+            from pipelines.hub import push_stage
+
+            if not hub_model_id:
+                raise ConfigError("push_to_hub is set but hub_model_id is not: name the repo, e.g. `you/tiny-sft`.")
+            push_stage(output_dir, hub_model_id, revision=hub_revision)
+    PartialState().wait_for_everyone()
+    return output_dir

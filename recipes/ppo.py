@@ -1,0 +1,95 @@
+"""Stage 4: PPO (or InstructGPT's PPO-ptx) against the reward model, with TRL's PPOTrainer.
+
+Usage:
+    accelerate launch --config_file accelerate_configs/cpu.yaml recipes/ppo.py \
+        --config recipes/tiny/ppo.yaml [--model_name_or_path outputs/sft] \
+        [--reward_model_path outputs/reward] [--ptx_coef 0.5]
+
+Policy and reference start from the SFT model (`model_name_or_path`); reward and value
+models from the reward stage (`reward_model_path`, `value_model_path`). With `use_peft` the
+reference is the policy with its adapter switched off. `ptx_coef > 0` mixes the language-
+modelling loss on pretraining text into every update (PPO-ptx). A killed run started again
+with the same command resumes from its last checkpoint, exactly.
+"""
+
+from transformers import set_seed
+from trl import ModelConfig
+
+from pipelines.configs import PPOScriptArguments, parse_recipe_args
+from pipelines.data import get_dataset
+from pipelines.loading import check_model_source, check_same_tokenizer, get_model, get_peft_config, get_tokenizer
+from pipelines.ppo import PPOConfig, PPOTrainer
+from pipelines.preprocessing import pack_pretraining_text, tokenize_prompts
+from pipelines.stages import finish_stage, prepare_output_dir
+
+
+def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig) -> None:
+    set_seed(training_args.seed)
+    resume_from = prepare_output_dir(training_args.output_dir, "ppo", script_args.overwrite_output_dir)
+    push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
+    policy_path, reward_path = model_args.model_name_or_path, training_args.reward_model_path
+    value_path = script_args.value_model_path or reward_path
+    for field, path, revision in (
+        ("model_name_or_path", policy_path, model_args.model_revision),
+        ("reward_model_path", reward_path, script_args.reward_model_revision),
+        ("value_model_path", value_path, script_args.value_model_revision),
+    ):
+        check_model_source(path, revision, field)
+    remote = script_args.trust_remote_code
+
+    # PPO generates on the right of the prompt: left padding is required.
+    tokenizer = get_tokenizer(
+        script_args.tokenizer_name_or_path or policy_path, revision=model_args.model_revision,
+        trust_remote_code=remote, padding_side="left",
+    )
+    check_same_tokenizer(tokenizer, get_tokenizer(reward_path, revision=script_args.reward_model_revision,
+                                                  trust_remote_code=remote), policy_path, reward_path)
+    prompts = get_dataset(
+        script_args.dataset_name, "prompts", config=script_args.dataset_config,
+        revision=script_args.dataset_revision, seed=script_args.task_seed,
+    )
+    train = tokenize_prompts(prompts[script_args.dataset_train_split], tokenizer, script_args.max_prompt_length)
+    test = tokenize_prompts(prompts[script_args.dataset_test_split], tokenizer, script_args.max_prompt_length)
+    ptx = None
+    if script_args.ptx_coef > 0:
+        text = get_dataset(script_args.ptx_dataset_name, "pretrain", seed=script_args.task_seed)["train"]
+        ptx = pack_pretraining_text(text, tokenizer, script_args.ptx_max_length)
+
+    peft_config = get_peft_config(model_args)
+    policy = get_model(policy_path, model_args, revision=model_args.model_revision, trust_remote_code=remote)
+    ref_model = None if peft_config else get_model(policy_path, model_args, revision=model_args.model_revision,
+                                                   trust_remote_code=remote)
+    reward_model = get_model(reward_path, model_args, task="reward", revision=script_args.reward_model_revision,
+                             trust_remote_code=remote)
+    value_model = get_model(value_path, model_args, task="reward", revision=script_args.value_model_revision,
+                            trust_remote_code=remote)
+
+    trainer = PPOTrainer(
+        args=training_args,
+        processing_class=tokenizer,
+        model=policy,
+        ref_model=ref_model,
+        reward_model=reward_model,
+        value_model=value_model,
+        train_dataset=train,
+        eval_dataset=test,
+        peft_config=peft_config,
+        ptx_dataset=ptx,
+        ptx_coef=script_args.ptx_coef,
+        ptx_batch_size=script_args.ptx_batch_size,
+    )
+    trainer.train(resume_from_checkpoint=resume_from)
+    finish_stage(
+        trainer, stage="ppo", recipe="recipes/ppo.py",
+        args=(script_args, training_args, model_args),
+        base_model={"name_or_path": policy_path, "revision": model_args.model_revision},
+        datasets=[{"name": script_args.dataset_name, "kind": "prompts", "revision": script_args.dataset_revision}]
+        + ([{"name": script_args.ptx_dataset_name, "kind": "pretrain", "revision": None}] if ptx else []),
+        metrics={k: v for k, v in trainer.state.log_history[-1].items()} if trainer.state.log_history else {},
+        seed=training_args.seed,
+        push_to_hub=push, hub_model_id=training_args.hub_model_id, hub_revision=training_args.hub_revision,
+    )
+
+
+if __name__ == "__main__":
+    main(*parse_recipe_args((PPOScriptArguments, PPOConfig, ModelConfig)))

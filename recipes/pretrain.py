@@ -1,0 +1,90 @@
+"""Stage 1: pretrain a PicoGPT causal LM (and its tokenizer) on plain text.
+
+Usage:
+    accelerate launch --config_file accelerate_configs/cpu.yaml recipes/pretrain.py \
+        --config recipes/tiny/pretrain.yaml [--output_dir outputs/pretrain] [--any_field value]
+
+Trains a byte-level BPE tokenizer on the training texts (unless `tokenizer_name_or_path` is
+given), builds a model from the size fields of the YAML (unless `model_name_or_path` is
+given, for continued pretraining), and trains it with TRL's SFTTrainer on packed text:
+padding-free batches whose `position_ids` restart at each document.
+"""
+
+from accelerate import PartialState
+from transformers import set_seed
+from trl import ModelConfig, SFTConfig, SFTTrainer
+
+from pipelines import PicoGPTConfig, PicoGPTForCausalLM
+from pipelines.configs import PretrainScriptArguments, parse_recipe_args
+from pipelines.data import get_dataset
+from pipelines.loading import check_model_source, get_model, get_tokenizer
+from pipelines.stages import finish_stage, prepare_output_dir
+from pipelines.tokenizer import train_tokenizer
+
+
+def main(script_args: PretrainScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
+    set_seed(training_args.seed)
+    resume_from = prepare_output_dir(training_args.output_dir, "pretrain", script_args.overwrite_output_dir)
+    push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
+    if model_args.model_name_or_path:
+        check_model_source(model_args.model_name_or_path, model_args.model_revision)
+
+    # Data, checked before anything is trained.
+    dataset = get_dataset(
+        script_args.dataset_name, "pretrain", config=script_args.dataset_config,
+        revision=script_args.dataset_revision, seed=script_args.task_seed,
+    )
+    train, test = dataset[script_args.dataset_train_split], dataset.get(script_args.dataset_test_split)
+    if script_args.max_train_samples:
+        train = train.select(range(min(script_args.max_train_samples, len(train))))
+
+    # Tokenizer: trained once, on the main process, saved with the model.
+    tokenizer_dir = script_args.tokenizer_name_or_path or model_args.model_name_or_path
+    if tokenizer_dir is None:
+        tokenizer_dir = f"{training_args.output_dir}/tokenizer"
+        with PartialState().main_process_first():
+            if PartialState().is_main_process:
+                texts = train["text"][: script_args.tokenizer_train_samples]
+                train_tokenizer(texts, vocab_size=script_args.vocab_size).save_pretrained(tokenizer_dir)
+    tokenizer = get_tokenizer(tokenizer_dir, require_chat_template=False)
+
+    if model_args.model_name_or_path:
+        model = get_model(model_args.model_name_or_path, model_args, revision=model_args.model_revision)
+    else:
+        model = PicoGPTForCausalLM(
+            PicoGPTConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=script_args.hidden_size,
+                num_hidden_layers=script_args.num_hidden_layers,
+                num_attention_heads=script_args.num_attention_heads,
+                num_key_value_heads=script_args.num_key_value_heads,
+                intermediate_size=script_args.intermediate_size,
+                max_position_embeddings=script_args.max_position_embeddings,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                bos_token_id=tokenizer.eos_token_id,
+            )
+        )
+
+    training_args.dataset_text_field = "text"
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=tokenizer,
+    )
+    trainer.train(resume_from_checkpoint=resume_from)
+    metrics = trainer.evaluate() if test is not None else {}
+    finish_stage(
+        trainer, stage="pretrain", recipe="recipes/pretrain.py",
+        args=(script_args, training_args, model_args),
+        base_model={"name_or_path": model_args.model_name_or_path, "revision": model_args.model_revision},
+        datasets=[{"name": script_args.dataset_name, "kind": "pretrain", "revision": script_args.dataset_revision}],
+        metrics=metrics, seed=training_args.seed,
+        push_to_hub=push, hub_model_id=training_args.hub_model_id, hub_revision=training_args.hub_revision,
+    )
+
+
+if __name__ == "__main__":
+    main(*parse_recipe_args((PretrainScriptArguments, SFTConfig, ModelConfig)))

@@ -1,0 +1,70 @@
+"""Stage 3: a reward model trained on preference pairs, with TRL's RewardTrainer.
+
+Usage:
+    accelerate launch --config_file accelerate_configs/cpu.yaml recipes/reward.py \
+        --config recipes/tiny/reward.yaml [--model_name_or_path outputs/sft]
+
+The model is our sequence classifier with a scalar `score` head, initialised from the SFT
+checkpoint (only `score` is new). After training, pairwise accuracy on the test split is
+reported beside the length baseline (the accuracy of "prefer the longer answer"), with the
+number of pairs it was measured on: RewardTrainer drops pairs longer than `max_length`.
+"""
+
+from transformers import set_seed
+from trl import ModelConfig, RewardConfig, RewardTrainer
+
+from pipelines.configs import RewardScriptArguments, parse_recipe_args
+from pipelines.data import get_dataset
+from pipelines.evaluation import evaluate_reward_model
+from pipelines.loading import check_model_source, get_model, get_peft_config, get_tokenizer
+from pipelines.stages import finish_stage, log_length_report, prepare_output_dir
+
+
+def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig) -> None:
+    set_seed(training_args.seed)
+    resume_from = prepare_output_dir(training_args.output_dir, "reward", script_args.overwrite_output_dir)
+    push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
+    check_model_source(model_args.model_name_or_path, model_args.model_revision)
+
+    dataset = get_dataset(
+        script_args.dataset_name, "preference", config=script_args.dataset_config,
+        revision=script_args.dataset_revision, seed=script_args.task_seed,
+    )
+    train, test = dataset[script_args.dataset_train_split], dataset[script_args.dataset_test_split]
+    if script_args.max_train_samples:
+        train = train.select(range(min(script_args.max_train_samples, len(train))))
+    if script_args.max_eval_samples:
+        test = test.select(range(min(script_args.max_eval_samples, len(test))))
+    tokenizer = get_tokenizer(
+        script_args.tokenizer_name_or_path or model_args.model_name_or_path,
+        revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
+    )
+    log_length_report(train, tokenizer, training_args.max_length, "preference", script_args.dataset_name)
+
+    model = get_model(
+        model_args.model_name_or_path, model_args, task="reward",
+        revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
+    )
+    trainer = RewardTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args, task="reward"),
+    )
+    trainer.train(resume_from_checkpoint=resume_from)
+    metrics = evaluate_reward_model(trainer.model, tokenizer, test, max_length=training_args.max_length)
+    trainer.log({f"eval_{k}": v for k, v in metrics.items()})
+    finish_stage(
+        trainer, stage="reward", recipe="recipes/reward.py",
+        args=(script_args, training_args, model_args),
+        base_model={"name_or_path": model_args.model_name_or_path, "revision": model_args.model_revision},
+        datasets=[{"name": script_args.dataset_name, "kind": "preference", "revision": script_args.dataset_revision}],
+        metrics={f"eval_{k}": v for k, v in metrics.items()}, seed=training_args.seed,
+        push_to_hub=push, hub_model_id=training_args.hub_model_id, hub_revision=training_args.hub_revision,
+    )
+
+
+if __name__ == "__main__":
+    main(*parse_recipe_args((RewardScriptArguments, RewardConfig, ModelConfig)))

@@ -1,0 +1,66 @@
+"""Stage 2: supervised fine-tuning on demonstrations, with TRL's SFTTrainer.
+
+Usage:
+    accelerate launch --config_file accelerate_configs/cpu.yaml recipes/sft.py \
+        --config recipes/tiny/sft.yaml [--model_name_or_path outputs/pretrain] [--use_peft true]
+
+Conversational data (`messages`) is trained on the assistant turns only
+(`assistant_only_loss: true`, through the `{% generation %}` markers of our chat template);
+prompt/completion data on the completion only. LoRA/QLoRA: `use_peft`, `load_in_4bit`,
+`load_in_8bit` (TRL's ModelConfig).
+"""
+
+from transformers import set_seed
+from trl import ModelConfig, SFTConfig, SFTTrainer
+
+from pipelines.configs import SFTScriptArguments, parse_recipe_args
+from pipelines.data import get_dataset
+from pipelines.loading import check_model_source, get_model, get_peft_config, get_tokenizer
+from pipelines.stages import finish_stage, log_length_report, prepare_output_dir
+
+
+def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
+    set_seed(training_args.seed)
+    resume_from = prepare_output_dir(training_args.output_dir, "sft", script_args.overwrite_output_dir)
+    push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
+    check_model_source(model_args.model_name_or_path, model_args.model_revision)
+
+    dataset = get_dataset(
+        script_args.dataset_name, "sft", config=script_args.dataset_config,
+        revision=script_args.dataset_revision, seed=script_args.task_seed,
+    )
+    train, test = dataset[script_args.dataset_train_split], dataset.get(script_args.dataset_test_split)
+    if script_args.max_train_samples:
+        train = train.select(range(min(script_args.max_train_samples, len(train))))
+    tokenizer = get_tokenizer(
+        script_args.tokenizer_name_or_path or model_args.model_name_or_path,
+        revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
+    )
+    log_length_report(train, tokenizer, training_args.max_length, "sft", script_args.dataset_name)
+
+    model = get_model(
+        model_args.model_name_or_path, model_args,
+        revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=resume_from)
+    metrics = trainer.evaluate() if test is not None else {}
+    finish_stage(
+        trainer, stage="sft", recipe="recipes/sft.py",
+        args=(script_args, training_args, model_args),
+        base_model={"name_or_path": model_args.model_name_or_path, "revision": model_args.model_revision},
+        datasets=[{"name": script_args.dataset_name, "kind": "sft", "revision": script_args.dataset_revision}],
+        metrics=metrics, seed=training_args.seed,
+        push_to_hub=push, hub_model_id=training_args.hub_model_id, hub_revision=training_args.hub_revision,
+    )
+
+
+if __name__ == "__main__":
+    main(*parse_recipe_args((SFTScriptArguments, SFTConfig, ModelConfig)))

@@ -1,0 +1,97 @@
+"""Data cards: every card parses, has the required metadata, and embedded cards match the generator."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import DatasetCard
+
+from pipelines.data.cards import EMBEDDED_NAMES, embedded_statistics, render_embedded_cards, write_data_cards
+from pipelines.data.task import TaskConfig
+
+REQUIRED = (
+    "license",
+    "language",
+    "task_categories",
+    "size_categories",
+    "source_datasets",
+    "configs",
+    "pretty_name",
+)
+REAL = (
+    "hh-rlhf-harmless",
+    "alpaca-eval-preferences",
+    "alpaca-eval-gpt4-sft",
+    "wikitext-2-raw",
+    "tinyshakespeare",
+    "Salesforce__wikitext",
+    "HuggingFaceH4__no_robots",
+    "Anthropic__hh-rlhf",
+)
+
+
+@pytest.fixture(scope="module")
+def cards_dir(repo_root):
+    return repo_root / "data_cards"
+
+
+@pytest.mark.parametrize("name", [*REAL, *EMBEDDED_NAMES.values()])
+def test_card_parses_with_required_metadata(cards_dir, name):
+    card = DatasetCard.load(cards_dir / name / "README.md")
+    data = card.data.to_dict()
+    missing = [k for k in REQUIRED if not data.get(k)]
+    assert not missing, f"{name}: missing metadata {missing}"
+    assert data["language"] == ["en"]
+    assert all(c["data_files"] for c in data["configs"])
+    for section in ("## Intended use", "## Limitations", "bias"):
+        assert section.lower() in card.text.lower(), f"{name}: no {section!r} section"
+
+
+def test_committed_embedded_cards_equal_fresh_rendering(cards_dir):
+    rendered = render_embedded_cards()
+    assert set(rendered) == {p.name for p in cards_dir.glob("embedded-*")}
+    for name, text in rendered.items():
+        committed = (cards_dir / name / "README.md").read_text(encoding="utf-8")
+        assert committed == text, f"{name} is stale: run `python -m pipelines.data.cards`"
+
+
+def test_embedded_card_numbers_match_the_generated_data():
+    stats = embedded_statistics()
+    cards = render_embedded_cards()
+    assert "| rows | 600 | 100 |" in cards["embedded-sft"]
+    assert "| rows | 4000 | 500 |" in cards["embedded-preference"]
+    assert "| rows | 1000 | 200 |" in cards["embedded-prompts"]
+    assert "| rows | 4000 | 200 |" in cards["embedded-pretrain"]
+    noise = stats["preference"]["train"]["label_noise_measured"]
+    assert abs(noise - 0.25) < 0.03 and stats["preference"]["test"]["label_noise_measured"] == 0.0
+    assert f"| label_noise_measured | {noise} | 0.0 |" in cards["embedded-preference"]
+    assert (
+        "| `list_items` | 500 | 62 |" in cards["embedded-preference"]
+        or "| `list_items` | 500 | 63 |" in cards["embedded-preference"]
+    )
+    assert stats["prompts_overlap_with_training"] == {"train": 0, "test": 0}
+    assert "(overlap measured: train 0, test 0)" in cards["embedded-prompts"]
+    assert stats["sft"]["train"]["max_response_words"] <= 12
+
+
+def test_cards_follow_the_config(tmp_path):
+    config = TaskConfig(
+        seed=1,
+        pretrain_train=10,
+        pretrain_test=2,
+        sft_train=16,
+        sft_test=8,
+        preference_train=40,
+        preference_test=8,
+        ppo_prompts=16,
+        eval_prompts=8,
+        label_noise=0.1,
+    )
+    paths = write_data_cards(tmp_path, config)
+    assert sorted(p.parent.name for p in paths) == sorted(EMBEDDED_NAMES.values())
+    card = DatasetCard.load(tmp_path / "embedded-sft" / "README.md")
+    assert card.data.size_categories == ["n<1K"]
+    assert "| rows | 16 | 8 |" in card.text
+    assert (
+        "`label_noise` =\n0.1 in the TRAIN split"
+        in (tmp_path / "embedded-preference" / "README.md").read_text()
+    )

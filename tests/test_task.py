@@ -1,0 +1,168 @@
+"""The embedded task: determinism, sizes, disjoint prompts, label noise and the gold judge."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.data.task import (
+    CATEGORIES,
+    KINDS,
+    TaskConfig,
+    build_task,
+    gold_score,
+    judge_batch,
+    parse_instruction,
+)
+
+SMALL = TaskConfig(
+    seed=7,
+    pretrain_train=20,
+    pretrain_test=5,
+    sft_train=40,
+    sft_test=16,
+    preference_train=80,
+    preference_test=24,
+    ppo_prompts=40,
+    eval_prompts=16,
+)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return build_task()
+
+
+def _texts(ds, column):
+    return {row[column][0]["content"] for row in ds}
+
+
+def test_default_sizes(task):
+    config = TaskConfig()
+    sizes = {kind: {split: len(ds) for split, ds in dd.items()} for kind, dd in task.items()}
+    assert sizes == {
+        "pretrain": {"train": config.pretrain_train, "test": config.pretrain_test},
+        "sft": {"train": 600, "test": 100},
+        "preference": {"train": 4000, "test": 500},
+        "prompts": {"train": 1000, "test": 200},
+    }
+    assert set(task["prompts"]["test"]["kind"]) == set(KINDS)
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a, b = build_task(SMALL), build_task(TaskConfig(**{**SMALL.__dict__}))
+    c = build_task(TaskConfig(**{**SMALL.__dict__, "seed": 8}))
+    for kind in a:
+        assert a[kind]["train"].to_list() == b[kind]["train"].to_list()
+        assert a[kind]["train"].to_list() != c[kind]["train"].to_list()
+
+
+def test_ppo_and_eval_prompts_are_disjoint_from_training(task):
+    trained = set()
+    for split in ("train", "test"):
+        trained |= _texts(task["sft"][split], "messages") | _texts(task["preference"][split], "prompt")
+    ppo, evaluation = _texts(task["prompts"]["train"], "prompt"), _texts(task["prompts"]["test"], "prompt")
+    assert len(ppo) == 1000 and len(evaluation) == 200  # all distinct
+    assert not ppo & trained and not evaluation & trained and not ppo & evaluation
+
+
+def test_demonstrations_are_correct_and_short(task):
+    for row in task["sft"]["train"]:
+        user, assistant = row["messages"]
+        assert gold_score(user["content"], assistant["content"]) == 1.0
+        assert len(assistant["content"].split()) <= 12
+
+
+def test_preference_labels_and_noise(task):
+    train, test = task["preference"]["train"], task["preference"]["test"]
+    for row in test:
+        assert row["chosen_score"] > row["rejected_score"] and not row["label_flipped"]
+    flipped = 0
+    for row in train:
+        prompt = row["prompt"][0]["content"]
+        assert gold_score(prompt, row["chosen"][0]["content"]) == row["chosen_score"]
+        assert (row["chosen_score"] < row["rejected_score"]) == row["label_flipped"]
+        flipped += row["label_flipped"]
+    assert abs(flipped / len(train) - 0.25) < 0.03  # binomial sd ~0.007
+
+
+def test_pretraining_corpus_teaches_the_world_not_the_format(task):
+    corpus = " ".join(task["pretrain"]["train"]["text"])
+    words = set(corpus.replace(",", " ").replace(".", " ").split())
+    for label, members in CATEGORIES.items():
+        assert label in corpus
+        assert all(w in words and w.upper() in words for w in members)
+    for doc in task["pretrain"]["test"]["text"]:
+        with pytest.raises(ValueError, match="not an instruction"):
+            parse_instruction(doc)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "response", "expected"),
+    [
+        ("List exactly 3 fruits.", "apple, pear, plum", 1.0),
+        ("List exactly 3 fruits.", "Apple, pear and plum.", 1.0),
+        ("List exactly 3 fruits.", "apple, pear, plum, fig", 0.6),  # 0.6 * 4/4, count wrong
+        ("List exactly 3 fruits.", "apple, pear, dog", 0.8),  # 0.6 * 2/3 + 0.4
+        ("List exactly 3 fruits.", "apple, pear", 0.4),  # 0.6 * 2/3
+        ("List exactly 3 fruits.", "apple, apple, apple", 0.6),  # 0.6 * 1/3 + 0.4
+        ("Tell me two birds.", "owl, crow", 1.0),
+        ("Write the word apple in capital letters.", "APPLE", 1.0),
+        ("Write the word apple in capital letters.", "  APPLE. ", 1.0),
+        ("Write the word apple in capital letters.", "apple", 0.2),
+        ("Write the word apple in capital letters.", "Sure: APPLE", 0.5),
+        ("Write the word apple in capital letters.", "APPLE " * 500, 0.0),
+        ("What is 7 plus 5?", "12", 1.0),
+        ("What is 7 plus 5?", "13", 0.0),
+        ("What is 7 plus 5?", "the answer is 12", 0.5),
+        ("Subtract 4 from 9.", "5", 1.0),
+        ("Compute 9 - 4.", "13", 0.0),
+        ("Describe the cat in exactly 5 words.", "the cat sleeps every day", 1.0),
+        ("Describe the cat in exactly 5 words.", "the cat sleeps today", 0.65),  # 0.7 * 0.5 + 0.3
+        ("Describe the cat in exactly 5 words.", "the dog sleeps every day", 0.7),
+        ("Describe the cat in exactly 5 words.", "cat cat cat cat cat", 0.5),  # repetition halves it
+        ("Write a sentence about the cat that ends with the word moon.", "the cat sees the moon", 1.0),
+        ("Write a sentence about the cat that ends with the word moon.", "the moon sees the cat", 0.5),
+        ("Write a sentence about the cat that ends with the word moon.", "the dog sees the moon", 0.7),
+        ("Repeat the word drum 3 times.", "drum drum drum", 1.0),
+        ("Repeat the word drum 3 times.", "DRUM drum Drum", 1.0),
+        ("Repeat the word drum 3 times.", "drum drum drum drum", 0.6),  # 0.6 * 4/4, count wrong
+        ("Write drum exactly four times.", "drum drum cat drum", 0.85),  # 0.6 * 3/4 + 0.4
+        ("Spell the word cat letter by letter.", "c a t", 1.0),
+        ("Spell the word cat letter by letter.", "C-A-T", 1.0),
+        ("Spell the word cat letter by letter.", "cat", 0.2),
+        ("Spell the word cat letter by letter.", "c a", 0.4),  # 0.5 * ratio 0.8
+        ("Write the word cat backwards.", "tac", 1.0),
+        ("Write the word cat backwards.", "cat", 0.1),
+        ("Write the word cat backwards.", "tca", 0.5 * 2 / 3),
+        ("Reverse the letters of cat.", "", 0.0),
+    ],
+)
+def test_gold_score_hand_computed(prompt, response, expected):
+    assert gold_score(prompt, response) == pytest.approx(expected)
+
+
+def test_gold_score_reads_conversations_and_templated_text():
+    messages = [{"role": "user", "content": "List exactly 2 colors."}]
+    assert gold_score(messages, "red, blue") == 1.0
+    assert gold_score("<|user|> List exactly 2 colors. <|assistant|>", "red, blue") == 1.0
+    assert judge_batch(["Write tea in uppercase.", "What is 2 plus 2?"], ["TEA", "5"]) == [1.0, 0.0]
+
+
+def test_gold_score_rejects_foreign_prompts_and_bad_inputs():
+    with pytest.raises(ValueError, match="not an instruction of the embedded task"):
+        gold_score("Tell me a joke about cats.", "no")
+    with pytest.raises(ValueError, match="not an instruction"):
+        gold_score("List exactly 3 planets.", "mars, venus, earth")  # unknown category
+    with pytest.raises(TypeError, match="response must be a string"):
+        gold_score("Write tea in uppercase.", None)
+    with pytest.raises(ValueError, match="2 prompts but 1 responses"):
+        judge_batch(["Write tea in uppercase.", "Write tea in uppercase."], ["TEA"])
+
+
+def test_task_config_is_checked():
+    with pytest.raises(ValueError, match="unknown or empty"):
+        TaskConfig(kinds=("haiku",))
+    with pytest.raises(ValueError, match="label_noise"):
+        TaskConfig(label_noise=0.7)
+    with pytest.raises(ValueError, match="'list_items' has 330 distinct prompts"):
+        build_task(TaskConfig(kinds=("list_items",), eval_prompts=400))
