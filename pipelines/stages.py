@@ -137,6 +137,8 @@ def finalize_stage(
         for item in tmp.iterdir():
             os.replace(item, path / item.name)
         shutil.rmtree(tmp, ignore_errors=True)
+        history = trainer.state.log_history
+        _write_json_atomic(path / "log_history.json", {"log_history": history})
         info = {**info, "versions": package_versions(), "complete": True}
         _write_json_atomic(path / STAGE_INFO, info)
     state.wait_for_everyone()

@@ -304,3 +304,13 @@ def test_grouped_query_attention_eager_sdpa_agree(tiny_tokenizer):
     ids = _ids(tiny_tokenizer, "the quick fox jumps over")
     torch.testing.assert_close(sdpa(ids).logits, eager(ids).logits, atol=1e-5, rtol=1e-4)
     assert sdpa.model.layers[0].self_attn.k_proj.out_features == 2 * sdpa.config.head_dim
+
+
+def test_training_forward_builds_no_cache_so_packing_stays_exact(tiny_tokenizer):
+    model = _model(tiny_tokenizer).train()
+    a = _ids(tiny_tokenizer, "the quick fox jumps")
+    b = _ids(tiny_tokenizer, "the big owl counts to 12")
+    position_ids = torch.cat([torch.arange(a.shape[1]), torch.arange(b.shape[1])]).unsqueeze(0)
+    out = model(torch.cat([a, b], dim=1), position_ids=position_ids)  # as TRL's padding-free collator calls it
+    assert out.past_key_values is None
+    torch.testing.assert_close(out.logits[:, a.shape[1] :], model(b).logits, atol=1e-5, rtol=1e-4)

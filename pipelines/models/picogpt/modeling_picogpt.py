@@ -342,9 +342,12 @@ class PicoGPTModel(PicoGPTPreTrainedModel):
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        if use_cache is None:
+            # No cache in training unless asked: it costs a copy of K and V per layer, and with a
+            # Cache object `create_causal_mask` stops detecting packed sequences.
+            use_cache = self.config.use_cache and not self.training
         if self.gradient_checkpointing and self.training:
-            use_cache = False  # a cache is useless in training and breaks recomputation
+            use_cache = False  # a cache breaks activation recomputation
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (B, T) -> (B, T, C)
 

@@ -1,0 +1,59 @@
+"""Inputs of the online RL recipes (RLOO, GRPO): one loader, not one copy per recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pipelines.data import get_dataset
+from pipelines.loading import check_model_source, check_same_tokenizer, get_model, get_peft_config, get_tokenizer
+from pipelines.preprocessing import chat_token_ids
+
+__all__ = ["OnlineRLInputs", "load_online_rl_inputs"]
+
+
+@dataclass
+class OnlineRLInputs:
+    tokenizer: PreTrainedTokenizerBase
+    policy: PreTrainedModel
+    reward_model: PreTrainedModel
+    train: Dataset
+    test: Dataset
+    peft_config: Any
+
+
+def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInputs:
+    """Check sources, tokenizers and prompts first; then load the policy and the reward model."""
+    policy_path, reward_path = model_args.model_name_or_path, script_args.reward_model_path
+    if not reward_path:
+        from pipelines.configs import ConfigError
+
+        raise ConfigError("reward_model_path is not set: point it at the reward stage's output folder or a Hub id.")
+    check_model_source(policy_path, model_args.model_revision)
+    check_model_source(reward_path, script_args.reward_model_revision, "reward_model_path")
+    remote = training_args.trust_remote_code
+    tokenizer = get_tokenizer(policy_path, revision=model_args.model_revision, trust_remote_code=remote,
+                              padding_side="left")  # fmt: skip
+    reward_tokenizer = get_tokenizer(reward_path, revision=script_args.reward_model_revision, trust_remote_code=remote)
+    check_same_tokenizer(tokenizer, reward_tokenizer, policy_path, reward_path)
+
+    prompts = get_dataset(
+        script_args.dataset_name, "prompts", config=script_args.dataset_config,
+        revision=script_args.dataset_revision, seed=script_args.task_seed,
+    )  # fmt: skip
+
+    def fits(row) -> bool:
+        return len(chat_token_ids(tokenizer, row["prompt"], add_generation_prompt=True)) <= script_args.max_prompt_length
+
+    train = prompts[script_args.dataset_train_split].filter(fits)
+    test = prompts[script_args.dataset_test_split].filter(fits)
+    policy = get_model(policy_path, model_args, revision=model_args.model_revision, trust_remote_code=remote)
+    reward_model = get_model(reward_path, model_args, task="reward", revision=script_args.reward_model_revision,
+                             trust_remote_code=remote)  # fmt: skip
+    # TRL reads the generation length and stop from the policy's generation config.
+    policy.generation_config.eos_token_id = tokenizer.eos_token_id
+    policy.generation_config.pad_token_id = tokenizer.pad_token_id
+    return OnlineRLInputs(tokenizer, policy, reward_model, train, test, get_peft_config(model_args))
