@@ -114,8 +114,9 @@ class PPOScriptArguments(ScriptArguments):
 def parse_recipe_args(dataclass_types: tuple[type, ...], args: list[str] | None = None) -> tuple[Any, ...]:
     """Parse `--config recipe.yaml` plus command-line overrides into the dataclasses.
 
-    Unknown YAML keys raise `ConfigError` naming the file, the key and close matches, before
-    anything is loaded (TRL's own message names neither the file nor a fix).
+    Unknown YAML keys and command-line flags raise `ConfigError` naming the file (or the command
+    line), the key and close matches, before anything is loaded (TRL's own message names neither
+    the file nor a fix, and argparse would silently accept an abbreviated flag).
     """
     args = list(sys.argv[1:] if args is None else args)
     if "--config" in args:
@@ -137,4 +138,20 @@ def parse_recipe_args(dataclass_types: tuple[type, ...], args: list[str] | None 
                 f"are the fields of {', '.join(cls.__name__ for cls in dataclass_types)}."
             )
     parser = TrlParser(dataclass_types)
+    _check_flags(parser, args)
     return tuple(parser.parse_args_and_config(args=args))
+
+
+def _check_flags(parser: TrlParser, args: list[str]) -> None:
+    """Every `--flag` on the command line must be spelt out in full and exist."""
+    valid = set(parser._option_string_actions) | {"--config"}
+    unknown = [a.split("=", 1)[0] for a in args if a.startswith("--") and a.split("=", 1)[0] not in valid]
+    if unknown:
+        hints = []
+        for flag in unknown:
+            close = difflib.get_close_matches(flag, [v for v in valid if "-" not in v[2:]], n=3, cutoff=0.6)
+            hints.append(f"  {flag}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise ConfigError(
+            "unknown command-line flag(s):\n" + "\n".join(hints) + "\nFix the spelling (flags are the full field "
+            f"names of {', '.join(cls.__name__ for cls in parser.dataclass_types)})."
+        )

@@ -152,7 +152,7 @@ def response_logprobs(
     out: list[list[float]] = []
     for start in range(0, len(prompts), batch_size):
         ids, masks = [], []
-        for prompt, response in zip(prompts[start : start + batch_size], responses[start : start + batch_size]):
+        for prompt, response in zip(prompts[start : start + batch_size], responses[start : start + batch_size], strict=True):
             p = chat_token_ids(tokenizer, prompt, add_generation_prompt=True)
             r = tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
             ids.append(p + r)

@@ -160,7 +160,8 @@ def _hub_error(err: Exception, repo_id: str, revision: str | None, repo_type: st
         return HubError(
             f"The {where} was not found. Check the repo id"
             + (" and the repo type" if repo_type == "model" else f" (repo type: {repo_type})")
-            + "; if it is private, pass a token with read access (--token or HF_TOKEN)."
+            + "; if it is private, use a token with read access: set HF_TOKEN or run `hf auth login` "
+            "(in Python, the `token` argument)."
         )
     if isinstance(err, OfflineModeIsEnabled):
         return HubError(
@@ -171,14 +172,14 @@ def _hub_error(err: Exception, repo_id: str, revision: str | None, repo_type: st
         status = err.response.status_code
         if status == 401 and api.token is None:
             return HubError(
-                f"The Hub at {api.endpoint} needs a token for the {_describe(repo_id, repo_type)} (401): pass "
-                "--token or set HF_TOKEN (or run `hf auth login`)."
+                f"The Hub at {api.endpoint} needs a token for the {_describe(repo_id, repo_type)} (401): set "
+                "HF_TOKEN or run `hf auth login` (in Python, the `token` argument)."
             )
         if status == 401:
             return HubError(
                 f"The Hub at {api.endpoint} rejected the token used for the {_describe(repo_id, repo_type)} "
-                "(401 Unauthorized). Pass a valid token with --token or set HF_TOKEN (run `hf auth login`), or "
-                "unset HF_TOKEN to read a public repository anonymously."
+                "(401 Unauthorized). Set HF_TOKEN to a valid token or run `hf auth login` (in Python, the `token` "
+                "argument), or unset HF_TOKEN to read a public repository anonymously."
             )
         if status == 403:
             return HubError(
@@ -282,8 +283,13 @@ def _merge_adapter(adapter_dir: Path, dst: Path) -> None:
     task = str(getattr(peft_config, "task_type", "") or "")
     auto = AutoModelForSequenceClassification if task.endswith("SEQ_CLS") else AutoModelForCausalLM
     kwargs: dict[str, Any] = {"trust_remote_code": True}
-    if getattr(peft_config, "revision", None):
-        kwargs["revision"] = peft_config.revision
+    revision = getattr(peft_config, "revision", None)
+    if not revision:  # TRL's trainers leave it unset; the stage recorded the revision it trained on
+        base_info = (_read_json(adapter_dir / "stage_info.json") or {}).get("base_model")
+        if isinstance(base_info, dict) and base_info.get("name_or_path") == base_name:
+            revision = base_info.get("revision")
+    if revision:
+        kwargs["revision"] = revision
     if auto is AutoModelForSequenceClassification:
         kwargs["num_labels"] = 1
     base = auto.from_pretrained(base_name, **kwargs)

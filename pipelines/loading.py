@@ -11,6 +11,7 @@ from typing import Literal
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -24,6 +25,7 @@ from pipelines.configs import ConfigError
 
 __all__ = [
     "check_model_source",
+    "check_reward_head",
     "check_same_tokenizer",
     "get_model",
     "get_peft_config",
@@ -49,9 +51,23 @@ def check_model_source(name_or_path: str, revision: str | None = None, field_nam
         raise ConfigError(
             f"{field_name}={name_or_path!r}: no such folder. Run the stage that writes it first, or fix the path."
         )
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
+    if constants.is_offline_mode():  # a repo pulled earlier (`instructgpt pull`) loads from the local cache
+        if _in_hub_cache(name_or_path, revision):
+            return
+        pull = f"instructgpt pull {name_or_path}" + (f" --revision {revision}" if revision else "")
+        raise ConfigError(
+            f"{field_name}={name_or_path!r} is not a local folder and the Hub cannot be reached (offline mode is "
+            f"enabled: HF_HUB_OFFLINE=1), and the Hugging Face cache does not hold it at revision "
+            f"{revision or 'main'!r}. Pull it first with `{pull}` (online), or unset HF_HUB_OFFLINE."
+        )
     try:
         HfApi().model_info(name_or_path, revision=revision)
     except RevisionNotFoundError as err:
@@ -69,6 +85,41 @@ def check_model_source(name_or_path: str, revision: str | None = None, field_nam
             f"{field_name}={name_or_path!r} is not a local folder and the Hub cannot be reached ({err}). "
             "Pull it first with `instructgpt pull`, or fix the path."
         ) from err
+
+
+def _in_hub_cache(repo_id: str, revision: str | None) -> bool:
+    """Whether the Hugging Face cache holds a model (or adapter) of `repo_id` at `revision` (default main)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(
+        isinstance(try_to_load_from_cache(repo_id, name, revision=revision), str)
+        for name in ("config.json", "adapter_config.json")
+    )
+
+
+def check_reward_head(
+    name_or_path: str,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    field_name: str = "reward_model_path",
+) -> None:
+    """Fail before any weights are loaded when a saved sequence classifier has more than one output.
+
+    A causal checkpoint is fine (only its new `score` head is initialised, with one output); a
+    classifier saved with `num_labels != 1` would otherwise end in a size-mismatch error.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() and not (path / "config.json").is_file():
+        return  # a LoRA adapter folder: its base model's config is checked when it loads
+    config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    architectures = getattr(config, "architectures", None) or []
+    classifier = next((a for a in architectures if a.endswith("ForSequenceClassification")), None)
+    if classifier and config.num_labels != 1:
+        raise ConfigError(
+            f"{field_name}={name_or_path!r} is a {classifier} with a {config.num_labels}-way head "
+            f"(num_labels={config.num_labels}); reward and value models need a scalar head (num_labels=1). "
+            "Point it at the output of recipes/reward.py, or at a causal checkpoint to start a new head from."
+        )
 
 
 def get_tokenizer(
@@ -139,6 +190,7 @@ def get_model(
 
             kwargs["device_map"] = {"": PartialState().local_process_index}  # one full copy per process
     if task == "reward":
+        check_reward_head(name_or_path, revision, trust_remote_code, field_name="model")
         model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=num_labels, **kwargs)
         if model.config.num_labels != 1:
             raise ConfigError(
@@ -147,9 +199,28 @@ def get_model(
             )
     else:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    if quantization_config is not None and not torch.cuda.is_available():
+        _disable_cpu_4bit_repacking(model)
     if model.config.pad_token_id is None:
         raise ConfigError(f"{name_or_path!r}: config.pad_token_id is not set; set it to the tokenizer's pad token id.")
     return model
+
+
+def _disable_cpu_4bit_repacking(model: PreTrainedModel) -> None:
+    """Keep bitsandbytes from repacking 4-bit weights for CPU inference (CPUs with AVX512-BF16).
+
+    An eval-mode forward (evaluation, `generate`) without gradients converts each `Linear4bit`
+    weight in place to a layout whose matmul has no backward, and never converts it back: any
+    training after that (QLoRA after a mid-run evaluation, an eval-mode `generate`) silently gets
+    zero gradients through those layers. The unpacked kernel is slower but differentiable.
+    """
+    try:
+        from bitsandbytes.nn import Linear4bit
+    except ImportError:  # pragma: no cover - quantization_config already required bitsandbytes
+        return
+    for module in model.modules():
+        if isinstance(module, Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def get_peft_config(model_args: ModelConfig, task: Task = "causal"):

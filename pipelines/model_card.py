@@ -71,12 +71,35 @@ def _source_line(source: dict | None) -> str:
     name = source.get("name_or_path") or source.get("name")
     revision = source.get("revision")
     hub = source.get("hub") if isinstance(source.get("hub"), dict) else None
-    if revision:
+    if revision and _hub_id(name):  # a local folder is not a Hub repo, whatever `model_revision` said
         return f"`{name}` at revision `{revision}` (Hub)"
     if hub and hub.get("repo_id"):
         at = f" at revision `{hub['revision']}`" if hub.get("revision") else ""
         return f"the local folder `{name}`, pushed as `{hub['repo_id']}`{at}"
     return f"the local folder `{name}`"
+
+
+def _pushed_as(name_or_path: str) -> dict:
+    """`{"hub": {"repo_id", "revision"}}` when `name_or_path` is a local stage folder that was pushed."""
+    path = Path(str(name_or_path))
+    hub = _read_json(path / "stage_info.json").get("hub") if path.is_dir() else None
+    if isinstance(hub, dict) and hub.get("repo_id"):
+        return {"hub": {"repo_id": hub["repo_id"], "revision": hub.get("revision")}}
+    return {}
+
+
+def _adapter_base_ref(adapter: dict, base: dict, base_name: str | None) -> str:
+    """The arguments naming an adapter's base model in the card's snippet: `"repo", revision="sha"` when
+    known (the adapter was trained on that commit; `main` may have moved on since)."""
+    name = adapter.get("base_model_name_or_path") or base_name
+    revision = adapter.get("revision")
+    hub = base.get("hub") if isinstance(base.get("hub"), dict) else {}
+    if not revision and name == base.get("name_or_path"):
+        if _hub_id(name):
+            revision = base.get("revision")
+        elif hub.get("repo_id"):  # a local folder: name the repo it was pushed as
+            name, revision = hub["repo_id"], hub.get("revision")
+    return f'"{name}"' + (f', revision="{revision}"' if revision else "")
 
 
 def _metric_name(key: str) -> str:
@@ -107,6 +130,8 @@ def build_model_card(
     name = repo_id or output_dir.resolve().name
 
     base = info.get("base_model") if isinstance(info.get("base_model"), dict) else {}
+    if base.get("name_or_path") and not isinstance(base.get("hub"), dict):
+        base = {**base, **_pushed_as(base["name_or_path"])}
     base_name = base.get("name_or_path") or adapter.get("base_model_name_or_path")
     base_hub = base.get("hub") if isinstance(base.get("hub"), dict) else {}
     # Sources are from the Hub when a revision was recorded (`resolve_source` gives None for local folders).
@@ -225,8 +250,7 @@ def _body(
             "from peft import PeftModel",
             f"from transformers import {auto}, AutoTokenizer",
             "",
-            f'base = {auto}.from_pretrained("{adapter.get("base_model_name_or_path") or base_name}", '
-            "trust_remote_code=True)",
+            f"base = {auto}.from_pretrained({_adapter_base_ref(adapter, base, base_name)}, trust_remote_code=True)",
             f'model = PeftModel.from_pretrained(base, "{name}")',
             f'tokenizer = AutoTokenizer.from_pretrained("{name}")',
         ]

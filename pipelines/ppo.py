@@ -5,10 +5,11 @@ What this adds, each at one hook of TRL's trainer:
 - **PPO-ptx** (InstructGPT, eq. 2): every PPO backward pass also back-propagates
   `ptx_coef * LM loss` on a batch of pretraining text (a wrapper around
   `accelerator.backward`, the single call through which TRL's update sends its loss).
-- **Exact resume** (TRL cannot resume PPO): checkpoints hold the policy and value weights,
-  the optimizer, the scheduler, every process's RNG states, the step and episode counters;
-  the data order is a fixed permutation per epoch, so a resumed run replays the batches the
-  uninterrupted run would have seen. Checkpoints are written to `checkpoint-N.tmp` and renamed.
+- **Exact resume** (TRL cannot resume PPO): checkpoints hold the policy (loadable like any
+  model) and, in `training_state/`, the policy and value weights, the optimizer and every
+  process's RNG states; beside them the scheduler, the step and episode counters and the log
+  history; the data order is a fixed permutation per epoch, so a resumed run replays the batches
+  the uninterrupted run would have seen. Checkpoints are written to `checkpoint-N.tmp` and renamed.
 - **Distributed fixes**: under DDP, TRL reaches `model.policy` through the DDP wrapper (PEFT
   without a reference model fails) and `save_model` fails on a shared-tensor error; the
   wrapper here exposes `policy`/`value_model` and saves the unwrapped policy on the main process.
@@ -35,6 +36,7 @@ from trl.experimental.ppo import PPOTrainer as TRLPPOTrainer
 __all__ = ["PPOTrainer", "PPOConfig"]
 
 _STATE_FILE = "pipelines_ppo_state.json"
+_TRAINING_STATE = "training_state"  # accelerate's save_state: wrapper weights, optimizer, RNG states
 
 
 class _EpochSeededSampler(Sampler[int]):
@@ -192,10 +194,16 @@ class PPOTrainer(TRLPPOTrainer):
         if self.accelerator.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
         self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(tmp))  # policy + value weights, optimizer, RNG of every process
+        # Policy + value weights, optimizer, RNG of every process: in a sub-folder, because the
+        # policy saved below (so that a checkpoint loads like any model) is also `model.safetensors`.
+        self.accelerator.save_state(str(tmp / _TRAINING_STATE))
         if self.accelerator.is_main_process:
             torch.save(self.lr_scheduler.state_dict(), tmp / "scheduler.pt")
-            state = {"global_step": self.state.global_step, "episode": self.state.episode}
+            state = {
+                "global_step": self.state.global_step,
+                "episode": self.state.episode,
+                "log_history": self.state.log_history,  # so that a resumed run's logs are whole
+            }
             (tmp / _STATE_FILE).write_text(json.dumps(state))
             self._save_policy(tmp)
             if final.exists():
@@ -205,9 +213,10 @@ class PPOTrainer(TRLPPOTrainer):
         self.accelerator.wait_for_everyone()
 
     def _load_checkpoint(self, checkpoint: str) -> tuple[int, int]:
-        self.accelerator.load_state(checkpoint)
+        self.accelerator.load_state(str(Path(checkpoint) / _TRAINING_STATE))
         self.lr_scheduler.load_state_dict(torch.load(Path(checkpoint) / "scheduler.pt", weights_only=True))
         state = json.loads((Path(checkpoint) / _STATE_FILE).read_text())
+        self.state.log_history = list(state.get("log_history", []))
         self.accelerator.print(f"Resuming PPO from {checkpoint} (step {state['global_step']}).")
         return state["global_step"], state["episode"]
 

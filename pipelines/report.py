@@ -119,12 +119,12 @@ def _plots(output_dir: Path, infos: dict[str, dict], report: dict[str, Any]) -> 
     trained = [n for n in infos if _history(output_dir / n)]
     if trained:
         fig, axes = plt.subplots(1, len(trained), figsize=(4 * len(trained), 3.2), squeeze=False)
-        for ax, name in zip(axes[0], trained):
+        for ax, name in zip(axes[0], trained, strict=True):
             history = _history(output_dir / name)
             key = "loss" if any("loss" in h for h in history) else "loss/policy_avg"
             points = [(h["step"], h[key]) for h in history if key in h and "step" in h]
             if points:
-                ax.plot(*zip(*points))
+                ax.plot(*zip(*points, strict=True))
             ax.set_title(f"{name}: {key}")
             ax.set_xlabel("step")
         fig.tight_layout()

@@ -9,7 +9,13 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipelines.data import get_dataset
-from pipelines.loading import check_model_source, check_same_tokenizer, get_model, get_peft_config, get_tokenizer
+from pipelines.loading import (
+    check_model_source,
+    check_same_tokenizer,
+    get_model,
+    get_peft_config,
+    get_tokenizer,
+)
 from pipelines.preprocessing import chat_token_ids
 
 __all__ = ["OnlineRLInputs", "load_online_rl_inputs"]

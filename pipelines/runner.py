@@ -106,7 +106,9 @@ def run_pipeline(
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "logs").mkdir(exist_ok=True)
     timings = _read_timings(output_dir)
-    ran = {s.name for s in STAGES if (recipe_dir / f"{s.name}.yaml").is_file()}
+    # A stage's inputs come from this run's folders: stages of this recipe dir, or finished ones
+    # already in output_dir (e.g. `--stages ppo_ptx` after a run); otherwise the YAML's own value.
+    ran = {s.name for s in STAGES if (recipe_dir / f"{s.name}.yaml").is_file() or is_complete(output_dir / s.name)}
     env = {**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
     for index, stage in enumerate(planned, 1):

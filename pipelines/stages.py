@@ -3,7 +3,10 @@
 A stage's output folder goes through three states:
 
 1. started:   `.pipelines_run.json` names the stage (written before training);
-2. training:  `checkpoint-*` folders appear (the trainers write them atomically);
+2. training:  `checkpoint-*` folders appear; one is complete once its last file is written
+              (`trainer_state.json` for the Hugging Face trainers, `pipelines_ppo_state.json` for
+              PPO), and a run resumes from the newest complete one (a kill during a save leaves
+              a partial folder, which is skipped);
 3. complete:  the final model is moved in, then `stage_info.json` is written last, with
               `os.replace`. No `stage_info.json` means the stage is not complete,
               whatever else the folder holds.
@@ -25,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import PartialState
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pipelines.configs import ConfigError
 
 logger = logging.getLogger("pipelines")
 
 __all__ = [
+    "CHECKPOINT_COMPLETE_FILES",
     "RUN_MARKER",
     "STAGE_INFO",
     "config_hash",
@@ -40,6 +44,7 @@ __all__ = [
     "finish_stage",
     "log_length_report",
     "is_complete",
+    "last_complete_checkpoint",
     "package_versions",
     "prepare_output_dir",
     "read_stage_info",
@@ -47,6 +52,8 @@ __all__ = [
 
 RUN_MARKER = ".pipelines_run.json"
 STAGE_INFO = "stage_info.json"
+#: Files written last into a checkpoint: HF Trainer's state, and the PPO trainer's (pipelines.ppo).
+CHECKPOINT_COMPLETE_FILES = ("trainer_state.json", "pipelines_ppo_state.json")
 _PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "instructgpt-pipelines")
 
 
@@ -76,11 +83,31 @@ def is_complete(output_dir: str | os.PathLike) -> bool:
     return bool(info and info.get("complete"))
 
 
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest `checkpoint-N` folder whose save finished, or None; partial ones are skipped (and logged).
+
+    Hugging Face's Trainer writes a checkpoint file by file, `trainer_state.json` last, so a run killed
+    while saving leaves a `checkpoint-N` that cannot be resumed from; the previous one is still there
+    (rotation deletes old checkpoints only after a new one is complete).
+    """
+    found = []
+    for item in Path(output_dir).iterdir():
+        name = item.name
+        if item.is_dir() and name.startswith(PREFIX_CHECKPOINT_DIR + "-") and name.split("-", 1)[1].isdigit():
+            found.append((int(name.split("-", 1)[1]), item))
+    for _, item in sorted(found, reverse=True):
+        if any((item / f).is_file() for f in CHECKPOINT_COMPLETE_FILES):
+            return str(item)
+        if PartialState().is_main_process:
+            logger.warning("%s is incomplete (the run was stopped while saving it): not resuming from it.", item)
+    return None
+
+
 def prepare_output_dir(output_dir: str | os.PathLike, stage: str, overwrite: bool = False) -> str | None:
     """Check an output folder before any model is loaded; return the checkpoint to resume from.
 
     - empty or missing: start fresh;
-    - an unfinished earlier run of this stage: resume from its last `checkpoint-*`;
+    - an unfinished earlier run of this stage: resume from its last complete `checkpoint-*`;
     - a finished run of this stage, or anything else: refuse, unless `overwrite` (then the
       folder is emptied, on the main process only).
     """
@@ -99,7 +126,12 @@ def prepare_output_dir(output_dir: str | os.PathLike, stage: str, overwrite: boo
                 "choose another output_dir or pass --overwrite_output_dir true (it deletes the folder)."
             )
         elif own_run:
-            resume_from = get_last_checkpoint(str(path))
+            resume_from = last_complete_checkpoint(path)
+            if state.is_main_process:
+                logger.warning(
+                    "%s holds an unfinished %s run: %s", path, stage,
+                    f"resuming from {resume_from}." if resume_from else "no complete checkpoint, starting at step 0.",
+                )  # fmt: skip
         else:
             raise ConfigError(
                 f"{path} is not empty and is not an earlier run of the {stage} stage: refusing to write into it. "
@@ -126,6 +158,9 @@ def finalize_stage(
     path = Path(output_dir)
     tmp = path / ".incomplete-final"
     state = PartialState()
+    if state.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)  # left by a save that crashed: start clean, no stale files
+    state.wait_for_everyone()
     unwrapped = trainer.accelerator.unwrap_model(trainer.model)
     # Gradient checkpointing turns the KV cache off in the config; a saved model must generate with it.
     for model in (unwrapped, getattr(unwrapped, "policy", None), getattr(unwrapped, "base_model", None)):

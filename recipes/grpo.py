@@ -11,7 +11,7 @@ is the RL stage that outlives PPO. Prompts stay conversational: TRL then scores
 """
 
 from transformers import set_seed
-from trl import ModelConfig, GRPOConfig, GRPOTrainer
+from trl import GRPOConfig, GRPOTrainer, ModelConfig
 
 from pipelines.configs import RLScriptArguments, parse_recipe_args
 from pipelines.rl import load_online_rl_inputs

@@ -17,7 +17,15 @@ from trl import ModelConfig
 
 from pipelines.configs import PPOScriptArguments, parse_recipe_args
 from pipelines.data import get_dataset
-from pipelines.loading import check_model_source, check_same_tokenizer, get_model, get_peft_config, get_tokenizer
+from pipelines.debug import attach_debug_hooks
+from pipelines.loading import (
+    check_model_source,
+    check_reward_head,
+    check_same_tokenizer,
+    get_model,
+    get_peft_config,
+    get_tokenizer,
+)
 from pipelines.ppo import PPOConfig, PPOTrainer
 from pipelines.preprocessing import pack_pretraining_text, tokenize_prompts
 from pipelines.stages import finish_stage, prepare_output_dir
@@ -36,6 +44,8 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     ):
         check_model_source(path, revision, field)
     remote = script_args.trust_remote_code
+    check_reward_head(reward_path, script_args.reward_model_revision, remote, "reward_model_path")
+    check_reward_head(value_path, script_args.value_model_revision, remote, "value_model_path")
 
     # PPO generates on the right of the prompt: left padding is required.
     tokenizer = get_tokenizer(
@@ -78,6 +88,7 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
         ptx_coef=script_args.ptx_coef,
         ptx_batch_size=script_args.ptx_batch_size,
     )
+    attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR
     trainer.train(resume_from_checkpoint=resume_from)
     finish_stage(
         trainer, stage="ppo", recipe="recipes/ppo.py",

@@ -17,6 +17,7 @@ from trl import ModelConfig, SFTConfig, SFTTrainer
 from pipelines import PicoGPTConfig, PicoGPTForCausalLM
 from pipelines.configs import PretrainScriptArguments, parse_recipe_args
 from pipelines.data import get_dataset
+from pipelines.debug import attach_debug_hooks
 from pipelines.loading import check_model_source, get_model, get_tokenizer
 from pipelines.stages import finish_stage, prepare_output_dir
 from pipelines.tokenizer import train_tokenizer
@@ -74,6 +75,7 @@ def main(script_args: PretrainScriptArguments, training_args: SFTConfig, model_a
         eval_dataset=test,
         processing_class=tokenizer,
     )
+    attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR
     trainer.train(resume_from_checkpoint=resume_from)
     metrics = trainer.evaluate() if test is not None else {}
     finish_stage(

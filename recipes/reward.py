@@ -15,6 +15,7 @@ from trl import ModelConfig, RewardConfig, RewardTrainer
 
 from pipelines.configs import RewardScriptArguments, parse_recipe_args
 from pipelines.data import get_dataset
+from pipelines.debug import attach_debug_hooks
 from pipelines.evaluation import evaluate_reward_model
 from pipelines.loading import check_model_source, get_model, get_peft_config, get_tokenizer
 from pipelines.stages import finish_stage, log_length_report, prepare_output_dir
@@ -53,6 +54,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args, task="reward"),
     )
+    attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR
     trainer.train(resume_from_checkpoint=resume_from)
     metrics = evaluate_reward_model(trainer.model, tokenizer, test, max_length=training_args.max_length)
     trainer.log({f"eval_{k}": v for k, v in metrics.items()})

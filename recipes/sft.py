@@ -15,6 +15,7 @@ from trl import ModelConfig, SFTConfig, SFTTrainer
 
 from pipelines.configs import SFTScriptArguments, parse_recipe_args
 from pipelines.data import get_dataset
+from pipelines.debug import attach_debug_hooks
 from pipelines.loading import check_model_source, get_model, get_peft_config, get_tokenizer
 from pipelines.stages import finish_stage, log_length_report, prepare_output_dir
 
@@ -50,6 +51,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
+    attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR
     trainer.train(resume_from_checkpoint=resume_from)
     metrics = trainer.evaluate() if test is not None else {}
     finish_stage(

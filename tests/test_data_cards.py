@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from huggingface_hub import DatasetCard
 
+from pipelines.data import build_task
 from pipelines.data.cards import EMBEDDED_NAMES, embedded_statistics, render_embedded_cards, write_data_cards
 from pipelines.data.task import TaskConfig
 
@@ -57,17 +58,18 @@ def test_committed_embedded_cards_equal_fresh_rendering(cards_dir):
 def test_embedded_card_numbers_match_the_generated_data():
     stats = embedded_statistics()
     cards = render_embedded_cards()
-    assert "| rows | 600 | 100 |" in cards["embedded-sft"]
-    assert "| rows | 4000 | 500 |" in cards["embedded-preference"]
-    assert "| rows | 1000 | 200 |" in cards["embedded-prompts"]
-    assert "| rows | 4000 | 200 |" in cards["embedded-pretrain"]
+    task = build_task()
+    for kind, name in (("sft", "embedded-sft"), ("preference", "embedded-preference"),
+                       ("prompts", "embedded-prompts"), ("pretrain", "embedded-pretrain")):  # fmt: skip
+        rows = f"| rows | {len(task[kind]['train'])} | {len(task[kind]['test'])} |"
+        assert rows in cards[name], (name, rows)
     noise = stats["preference"]["train"]["label_noise_measured"]
     assert abs(noise - 0.25) < 0.03 and stats["preference"]["test"]["label_noise_measured"] == 0.0
     assert f"| label_noise_measured | {noise} | 0.0 |" in cards["embedded-preference"]
-    assert (
-        "| `list_items` | 500 | 62 |" in cards["embedded-preference"]
-        or "| `list_items` | 500 | 63 |" in cards["embedded-preference"]
-    )
+    kinds = task["preference"]
+    train_n = sum(k == "list_items" for k in kinds["train"]["kind"])
+    test_n = sum(k == "list_items" for k in kinds["test"]["kind"])
+    assert f"| `list_items` | {train_n} | {test_n} |" in cards["embedded-preference"]
     assert stats["prompts_overlap_with_training"] == {"train": 0, "test": 0}
     assert "(overlap measured: train 0, test 0)" in cards["embedded-prompts"]
     assert stats["sft"]["train"]["max_response_words"] <= 12

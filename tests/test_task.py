@@ -6,7 +6,7 @@ import pytest
 
 from pipelines.data.task import (
     CATEGORIES,
-    KINDS,
+    DEFAULT_KINDS,
     TaskConfig,
     build_task,
     gold_score,
@@ -42,10 +42,18 @@ def test_default_sizes(task):
     assert sizes == {
         "pretrain": {"train": config.pretrain_train, "test": config.pretrain_test},
         "sft": {"train": 600, "test": 100},
-        "preference": {"train": 4000, "test": 500},
-        "prompts": {"train": 1000, "test": 200},
+        "preference": {"train": 4000, "test": 400},
+        "prompts": {"train": 400, "test": 200},
     }
-    assert set(task["prompts"]["test"]["kind"]) == set(KINDS)
+    assert set(task["prompts"]["test"]["kind"]) == set(DEFAULT_KINDS)
+
+
+def test_every_comparison_is_a_correct_answer_against_a_violation(task):
+    for split in ("train", "test"):
+        pairs = task["preference"][split]
+        for row in pairs:
+            scores = sorted([row["chosen_score"], row["rejected_score"]])
+            assert scores[1] == 1.0 and scores[0] < 1.0, row
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -61,7 +69,7 @@ def test_ppo_and_eval_prompts_are_disjoint_from_training(task):
     for split in ("train", "test"):
         trained |= _texts(task["sft"][split], "messages") | _texts(task["preference"][split], "prompt")
     ppo, evaluation = _texts(task["prompts"]["train"], "prompt"), _texts(task["prompts"]["test"], "prompt")
-    assert len(ppo) == 1000 and len(evaluation) == 200  # all distinct
+    assert len(ppo) == TaskConfig().ppo_prompts and len(evaluation) == TaskConfig().eval_prompts  # all distinct
     assert not ppo & trained and not evaluation & trained and not ppo & evaluation
 
 

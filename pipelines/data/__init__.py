@@ -5,6 +5,7 @@ from pipelines.data.export import export_embedded
 from pipelines.data.loaders import TEST_FRACTION, get_dataset, parse_hh_dialogue
 from pipelines.data.task import (
     CATEGORIES,
+    DEFAULT_KINDS,
     KINDS,
     Instruction,
     TaskConfig,
@@ -24,6 +25,7 @@ from pipelines.data.validation import (
 __all__ = [
     "CATEGORIES",
     "DATASET_KINDS",
+    "DEFAULT_KINDS",
     "KINDS",
     "TEST_FRACTION",
     "DataValidationError",

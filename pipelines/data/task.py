@@ -32,6 +32,7 @@ from datasets import Dataset, DatasetDict
 
 __all__ = [
     "CATEGORIES",
+    "DEFAULT_KINDS",
     "KINDS",
     "Instruction",
     "TaskConfig",
@@ -51,6 +52,13 @@ KINDS: tuple[str, ...] = (
     "spell",
     "reverse",
 )
+
+# The default: the kinds a ~1M-parameter model learns from minutes of CPU pretraining and SFT,
+# and that RLHF can still improve (exact counts, repeats, final words). The character-level
+# kinds (capitals, spelling, reversal) and arithmetic need far more pretraining than the tiny
+# recipe has: both SFT and PPO policies score ~0 on them, which only dilutes the comparison.
+# Pass `TaskConfig(kinds=KINDS)` for all eight.
+DEFAULT_KINDS: tuple[str, ...] = ("list_items", "word_count", "end_word", "repeat_word")
 
 # label (plural, as written in prompts) -> (singular used in the pretraining corpus, words)
 _CATEGORY_TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -609,11 +617,11 @@ class TaskConfig:
     sft_train: int = 600
     sft_test: int = 100
     preference_train: int = 4000
-    preference_test: int = 500
-    ppo_prompts: int = 1000
+    preference_test: int = 400
+    ppo_prompts: int = 400
     eval_prompts: int = 200
     label_noise: float = 0.25
-    kinds: tuple[str, ...] = KINDS
+    kinds: tuple[str, ...] = DEFAULT_KINDS
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in KINDS]
@@ -648,13 +656,14 @@ def _assistant(text: str) -> list[dict[str, str]]:
 def _preference_row(
     prompt: str, kind: str, p: dict[str, Any], rng: random.Random, noise: float
 ) -> dict[str, Any]:
-    """One comparison: a near-miss against the correct answer (75%) or against another near-miss."""
+    """One comparison: the correct answer against a plausible near-miss that violates the instruction.
+
+    Both answers are on topic and of similar length; the gold judge prefers the correct one. (Pairs of
+    two near-misses would differ by a few hundredths of partial credit: a preference no labeler could
+    state, and noise the reward model cannot learn from.)
+    """
     for _ in range(20):
-        misses = _near_misses(kind, p, rng)
-        if rng.random() < 0.75 or len(misses) < 2:
-            a, b = _answer(kind, p, rng), rng.choice(misses)
-        else:
-            a, b = rng.sample(misses, 2)
+        a, b = _answer(kind, p, rng), rng.choice(_near_misses(kind, p, rng))
         score_a, score_b = gold_score(prompt, a), gold_score(prompt, b)
         if score_a != score_b:
             break
