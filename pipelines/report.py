@@ -46,7 +46,11 @@ def write_report(
     from pipelines.evaluation import evaluate_policies
 
     output_dir = Path(output_dir)
-    infos = {p.name: info for p in sorted(output_dir.iterdir()) if p.is_dir() and (info := read_stage_info(p))}
+    from pipelines.runner import STAGES
+
+    order = {stage.name: i for i, stage in enumerate(STAGES)}
+    folders = sorted((p for p in output_dir.iterdir() if p.is_dir()), key=lambda p: (order.get(p.name, 99), p.name))
+    infos = {p.name: info for p in folders if (info := read_stage_info(p))}
     report: dict[str, Any] = {
         "recipe_dir": str(recipe_dir) if recipe_dir else None,
         "seed": next((i.get("seed") for i in infos.values()), None),

@@ -2,7 +2,7 @@
 
 Usage:
     accelerate launch --config_file accelerate_configs/cpu.yaml recipes/grpo.py \
-        --config recipes/tiny/grpo.yaml [--model_name_or_path outputs/sft] [--reward_model_path outputs/reward]
+        --config recipes/tiny/variants/grpo.yaml [--model_name_or_path outputs/sft] [--reward_model_path outputs/reward]
 
 GRPO needs no value model and is maintained in TRL (PPOTrainer was removed in 1.13), so it
 is the RL stage that outlives PPO. Prompts stay conversational: TRL then scores

@@ -17,6 +17,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# Tiny models gain nothing from intra-op threads, and the multi-process tests would
+# oversubscribe the cores (OpenMP spin-waits make that many times slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["WANDB_DISABLED"] = "true"
 os.environ.pop("HF_TOKEN", None)
 
