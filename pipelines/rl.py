@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from accelerate import PartialState
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pipelines.configs import ConfigError
 from pipelines.data import get_dataset
 from pipelines.loading import (
     check_model_source,
@@ -19,6 +22,8 @@ from pipelines.loading import (
 from pipelines.preprocessing import chat_token_ids
 
 __all__ = ["OnlineRLInputs", "load_online_rl_inputs"]
+
+logger = logging.getLogger("pipelines")
 
 
 @dataclass
@@ -35,8 +40,6 @@ def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInp
     """Check sources, tokenizers and prompts first; then load the policy and the reward model."""
     policy_path, reward_path = model_args.model_name_or_path, script_args.reward_model_path
     if not reward_path:
-        from pipelines.configs import ConfigError
-
         raise ConfigError("reward_model_path is not set: point it at the reward stage's output folder or a Hub id.")
     check_model_source(policy_path, model_args.model_revision)
     check_model_source(reward_path, script_args.reward_model_revision, "reward_model_path")
@@ -54,8 +57,16 @@ def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInp
     def fits(row) -> bool:
         return len(chat_token_ids(tokenizer, row["prompt"], add_generation_prompt=True)) <= script_args.max_prompt_length
 
-    train = prompts[script_args.dataset_train_split].filter(fits)
-    test = prompts[script_args.dataset_test_split].filter(fits)
+    train, test = prompts[script_args.dataset_train_split], prompts[script_args.dataset_test_split]
+    kept_train, kept_test = train.filter(fits), test.filter(fits)
+    if len(kept_train) < len(train) and PartialState().is_main_process:
+        logger.warning(
+            "Dropped %d of %d training prompts longer than max_prompt_length=%d tokens.",
+            len(train) - len(kept_train), len(train), script_args.max_prompt_length,
+        )  # fmt: skip
+    if len(kept_train) == 0:
+        raise ConfigError(f"Every prompt is longer than max_prompt_length={script_args.max_prompt_length}; raise it.")
+    train, test = kept_train, kept_test
     policy = get_model(policy_path, model_args, revision=model_args.model_revision, trust_remote_code=remote)
     reward_model = get_model(reward_path, model_args, task="reward", revision=script_args.reward_model_revision,
                              trust_remote_code=remote)  # fmt: skip

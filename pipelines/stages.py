@@ -103,14 +103,24 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
-def prepare_output_dir(output_dir: str | os.PathLike, stage: str, overwrite: bool = False) -> str | None:
+# Keys that may change between an interrupted run and its resumption without changing the run.
+_RESUME_NEUTRAL_KEYS = {"overwrite_output_dir", "logging_steps", "logging_dir", "report_to", "disable_tqdm"}
+
+
+def prepare_output_dir(
+    output_dir: str | os.PathLike, stage: str, overwrite: bool = False, args: tuple | None = None
+) -> str | None:
     """Check an output folder before any model is loaded; return the checkpoint to resume from.
 
     - empty or missing: start fresh;
-    - an unfinished earlier run of this stage: resume from its last complete `checkpoint-*`;
+    - an unfinished earlier run of this stage: resume from its last complete `checkpoint-*`,
+      provided `args` (the parsed recipe arguments) are the ones it was started with;
     - a finished run of this stage, or anything else: refuse, unless `overwrite` (then the
       folder is emptied, on the main process only).
     """
+    config = (
+        {k: v for k, v in dataclass_config(*args).items() if k not in _RESUME_NEUTRAL_KEYS} if args else None
+    )
     path = Path(output_dir)
     state = PartialState()
     resume_from = None
@@ -127,6 +137,15 @@ def prepare_output_dir(output_dir: str | os.PathLike, stage: str, overwrite: boo
             )
         elif own_run:
             resume_from = last_complete_checkpoint(path)
+            started_with = json.loads(marker.read_text()).get("config")
+            # Only a run with a checkpoint has anything to mix up; one that never saved restarts freely.
+            if resume_from and config is not None and started_with is not None and started_with != config:
+                changed = sorted(k for k in set(config) | set(started_with) if config.get(k) != started_with.get(k))
+                raise ConfigError(
+                    f"{path} holds an unfinished {stage} run started with other arguments ({', '.join(changed)}); "
+                    "resuming it would mix two runs. Run the same command as before to resume, or choose another "
+                    "output_dir, or pass --overwrite_output_dir true to start over."
+                )
             if state.is_main_process:
                 logger.warning(
                     "%s holds an unfinished %s run: %s", path, stage,
@@ -140,7 +159,7 @@ def prepare_output_dir(output_dir: str | os.PathLike, stage: str, overwrite: boo
     state.wait_for_everyone()
     if state.is_main_process:
         path.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(path / RUN_MARKER, {"stage": stage})
+        _write_json_atomic(path / RUN_MARKER, {"stage": stage, "config": config})
     state.wait_for_everyone()
     return resume_from
 
@@ -214,33 +233,41 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 def finish_stage(
     trainer,
-    *,
     stage: str,
-    recipe: str,
     args: tuple,
-    base_model: dict[str, Any] | None,
-    datasets: list[dict[str, Any]],
     metrics: dict[str, Any],
-    seed: int,
+    *,
     push_to_hub: bool = False,
-    hub_model_id: str | None = None,
-    hub_revision: str | None = None,
+    datasets: list[dict[str, Any]] | None = None,
 ) -> Path:
     """The end of every recipe: save atomically, write stage_info and the model card, push.
 
-    Cards and pushes are side effects: they run once, on the main process.
+    `args` is the recipe's parsed `(script_args, training_args, model_args)`; the lineage (the
+    exact model and revision the stage started from, its dataset), the seed and the Hub target
+    are read from them. Cards and pushes are side effects: they run once, on the main process.
     """
-    output_dir = Path(trainer.args.output_dir)
+    from pipelines.hub import resolve_source
+
+    script_args, training_args, model_args = args
+    output_dir = Path(training_args.output_dir)
     config = dataclass_config(*args)
+    base_model = None
+    if model_args.model_name_or_path:
+        try:  # a Hub id resolves to the commit sha it was loaded at
+            base_model = resolve_source(model_args.model_name_or_path, model_args.model_revision)
+        except Exception:  # noqa: BLE001 - lineage must never fail a finished training run
+            base_model = {"name_or_path": model_args.model_name_or_path, "revision": model_args.model_revision}
     info = {
         "stage": stage,
-        "recipe": recipe,
+        "recipe": f"recipes/{stage}.py",
         "config": config,
         "config_hash": config_hash(config),
         "base_model": base_model,
-        "datasets": datasets,
+        "datasets": datasets
+        or [{"name": script_args.dataset_name, "config": script_args.dataset_config,
+             "revision": script_args.dataset_revision}],  # fmt: skip
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))},
-        "seed": seed,
+        "seed": training_args.seed,
         "hub": {"repo_id": None, "revision": None},
     }
     finalize_stage(trainer, output_dir, info)
@@ -251,8 +278,9 @@ def finish_stage(
         if push_to_hub:
             from pipelines.hub import push_stage
 
-            if not hub_model_id:
+            if not training_args.hub_model_id:
                 raise ConfigError("push_to_hub is set but hub_model_id is not: name the repo, e.g. `you/tiny-sft`.")
-            push_stage(output_dir, hub_model_id, revision=hub_revision)
+            sha = push_stage(output_dir, training_args.hub_model_id, revision=training_args.hub_revision)
+            logger.warning("Pushed %s to %s (commit %s).", output_dir, training_args.hub_model_id, sha)
     PartialState().wait_for_everyone()
     return output_dir

@@ -20,7 +20,9 @@ from pipelines.stages import finish_stage, prepare_output_dir
 
 def main(script_args: RLScriptArguments, training_args: GRPOConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
-    resume_from = prepare_output_dir(training_args.output_dir, "grpo", script_args.overwrite_output_dir)
+    resume_from = prepare_output_dir(
+        training_args.output_dir, "grpo", script_args.overwrite_output_dir, (script_args, training_args, model_args)
+    )
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     inputs = load_online_rl_inputs(script_args, training_args, model_args)
     trainer = GRPOTrainer(
@@ -34,14 +36,7 @@ def main(script_args: RLScriptArguments, training_args: GRPOConfig, model_args: 
         peft_config=inputs.peft_config,
     )
     trainer.train(resume_from_checkpoint=resume_from)
-    finish_stage(
-        trainer, stage="grpo", recipe="recipes/grpo.py",
-        args=(script_args, training_args, model_args),
-        base_model={"name_or_path": model_args.model_name_or_path, "revision": model_args.model_revision},
-        datasets=[{"name": script_args.dataset_name, "kind": "prompts", "revision": script_args.dataset_revision}],
-        metrics={}, seed=training_args.seed,
-        push_to_hub=push, hub_model_id=training_args.hub_model_id, hub_revision=training_args.hub_revision,
-    )
+    finish_stage(trainer, "grpo", (script_args, training_args, model_args), {}, push_to_hub=push)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ from pipelines.stages import finish_stage, prepare_output_dir
 
 def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
-    resume_from = prepare_output_dir(training_args.output_dir, "ppo", script_args.overwrite_output_dir)
+    resume_from = prepare_output_dir(
+        training_args.output_dir, "ppo", script_args.overwrite_output_dir, (script_args, training_args, model_args)
+    )
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     policy_path, reward_path = model_args.model_name_or_path, training_args.reward_model_path
     value_path = script_args.value_model_path or reward_path
@@ -90,16 +92,13 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     )
     attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR
     trainer.train(resume_from_checkpoint=resume_from)
+    prompts_source = {"name": script_args.dataset_name, "kind": "prompts", "revision": script_args.dataset_revision}
+    ptx_source = {"name": script_args.ptx_dataset_name, "kind": "pretrain", "revision": None}
     finish_stage(
-        trainer, stage="ppo", recipe="recipes/ppo.py",
-        args=(script_args, training_args, model_args),
-        base_model={"name_or_path": policy_path, "revision": model_args.model_revision},
-        datasets=[{"name": script_args.dataset_name, "kind": "prompts", "revision": script_args.dataset_revision}]
-        + ([{"name": script_args.ptx_dataset_name, "kind": "pretrain", "revision": None}] if ptx else []),
-        metrics={k: v for k, v in trainer.state.log_history[-1].items()} if trainer.state.log_history else {},
-        seed=training_args.seed,
-        push_to_hub=push, hub_model_id=training_args.hub_model_id, hub_revision=training_args.hub_revision,
-    )
+        trainer, "ppo", (script_args, training_args, model_args),
+        trainer.state.log_history[-1] if trainer.state.log_history else {},
+        push_to_hub=push, datasets=[prompts_source] + ([ptx_source] if ptx else []),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

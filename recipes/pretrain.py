@@ -25,7 +25,9 @@ from pipelines.tokenizer import train_tokenizer
 
 def main(script_args: PretrainScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
-    resume_from = prepare_output_dir(training_args.output_dir, "pretrain", script_args.overwrite_output_dir)
+    resume_from = prepare_output_dir(
+        training_args.output_dir, "pretrain", script_args.overwrite_output_dir, (script_args, training_args, model_args)
+    )
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     if model_args.model_name_or_path:
         check_model_source(model_args.model_name_or_path, model_args.model_revision)
@@ -78,14 +80,7 @@ def main(script_args: PretrainScriptArguments, training_args: SFTConfig, model_a
     attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR
     trainer.train(resume_from_checkpoint=resume_from)
     metrics = trainer.evaluate() if test is not None else {}
-    finish_stage(
-        trainer, stage="pretrain", recipe="recipes/pretrain.py",
-        args=(script_args, training_args, model_args),
-        base_model={"name_or_path": model_args.model_name_or_path, "revision": model_args.model_revision},
-        datasets=[{"name": script_args.dataset_name, "kind": "pretrain", "revision": script_args.dataset_revision}],
-        metrics=metrics, seed=training_args.seed,
-        push_to_hub=push, hub_model_id=training_args.hub_model_id, hub_revision=training_args.hub_revision,
-    )
+    finish_stage(trainer, "pretrain", (script_args, training_args, model_args), metrics, push_to_hub=push)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ from pipelines.stages import finish_stage, log_length_report, prepare_output_dir
 
 def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
-    resume_from = prepare_output_dir(training_args.output_dir, "reward", script_args.overwrite_output_dir)
+    resume_from = prepare_output_dir(
+        training_args.output_dir, "reward", script_args.overwrite_output_dir, (script_args, training_args, model_args)
+    )
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     check_model_source(model_args.model_name_or_path, model_args.model_revision)
 
@@ -56,16 +58,10 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     )
     attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR
     trainer.train(resume_from_checkpoint=resume_from)
-    metrics = evaluate_reward_model(trainer.model, tokenizer, test, max_length=training_args.max_length)
-    trainer.log({f"eval_{k}": v for k, v in metrics.items()})
-    finish_stage(
-        trainer, stage="reward", recipe="recipes/reward.py",
-        args=(script_args, training_args, model_args),
-        base_model={"name_or_path": model_args.model_name_or_path, "revision": model_args.model_revision},
-        datasets=[{"name": script_args.dataset_name, "kind": "preference", "revision": script_args.dataset_revision}],
-        metrics={f"eval_{k}": v for k, v in metrics.items()}, seed=training_args.seed,
-        push_to_hub=push, hub_model_id=training_args.hub_model_id, hub_revision=training_args.hub_revision,
-    )
+    accuracy = evaluate_reward_model(trainer.model, tokenizer, test, max_length=training_args.max_length)
+    metrics = {f"eval_{k}": v for k, v in accuracy.items()}
+    trainer.log(dict(metrics))  # Trainer.log adds "epoch" to the dict it is given
+    finish_stage(trainer, "reward", (script_args, training_args, model_args), metrics, push_to_hub=push)
 
 
 if __name__ == "__main__":

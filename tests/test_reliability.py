@@ -210,3 +210,29 @@ def test_same_seed_same_weights_losses_and_metrics_for_every_stage(chain):
         assert info["metrics"] and without_timings(info["metrics"]) == without_timings(
             info_again["metrics"]
         ), stage
+
+
+def test_resume_with_changed_arguments_is_refused(tmp_path):
+    """A resumed run must be the run that was interrupted: other arguments would mix two runs."""
+    from dataclasses import dataclass
+
+    from pipelines.configs import ConfigError
+    from pipelines.stages import prepare_output_dir
+
+    @dataclass
+    class Args:
+        learning_rate: float = 1e-3
+        logging_steps: int = 10
+
+    out = tmp_path / "sft"
+    assert prepare_output_dir(out, "sft", args=(Args(),)) is None
+    # Nothing saved yet: a retry with other arguments (e.g. a fixed path) simply starts over.
+    prepare_output_dir(out, "sft", args=(Args(learning_rate=1.0),))
+    prepare_output_dir(out, "sft", args=(Args(),))
+    checkpoint = out / "checkpoint-2"  # an interrupted run that saved a checkpoint
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text("{}")
+    # Same arguments (a resume-neutral one changed): accepted.
+    prepare_output_dir(out, "sft", args=(Args(logging_steps=1),))
+    with pytest.raises(ConfigError, match=r"started with other arguments \(learning_rate\)"):
+        prepare_output_dir(out, "sft", args=(Args(learning_rate=5e-4),))
