@@ -96,7 +96,7 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     ptx_source = {"name": script_args.ptx_dataset_name, "kind": "pretrain", "revision": None}
     finish_stage(
         trainer, "ppo", (script_args, training_args, model_args),
-        trainer.state.log_history[-1] if trainer.state.log_history else {},
+        {k: v for k, v in (trainer.state.log_history or [{}])[-1].items() if k.startswith("objective/")},
         push_to_hub=push, datasets=[prompts_source] + ([ptx_source] if ptx else []),
     )  # fmt: skip
 
