@@ -30,6 +30,7 @@ __all__ = [
     "get_model",
     "get_peft_config",
     "get_tokenizer",
+    "load_splits",
 ]
 
 Task = Literal["causal", "reward"]
@@ -237,3 +238,28 @@ def get_peft_config(model_args: ModelConfig, task: Task = "causal"):
     if config.target_modules is None:
         config.target_modules = "all-linear"
     return config
+
+
+def load_splits(script_args, kind: str):
+    """The train and test splits of `script_args.dataset_name` as a `kind` dataset, validated.
+
+    `kind` is "pretrain", "sft", "preference" or "prompts"; `max_train_samples` and
+    `max_eval_samples` keep the first rows of each split.
+    """
+    from pipelines.data import get_dataset
+
+    dataset = get_dataset(
+        script_args.dataset_name, kind, config=script_args.dataset_config,
+        revision=script_args.dataset_revision, seed=script_args.task_seed,
+    )  # fmt: skip
+    splits = []
+    for name, limit in ((script_args.dataset_train_split, script_args.max_train_samples),
+                        (script_args.dataset_test_split, script_args.max_eval_samples)):  # fmt: skip
+        if name not in dataset:
+            raise ConfigError(
+                f"{script_args.dataset_name!r} has no split {name!r} (it has: {', '.join(dataset)}). "
+                "Set dataset_train_split / dataset_test_split to one of those."
+            )
+        split = dataset[name]
+        splits.append(split.select(range(min(limit, len(split)))) if limit else split)
+    return splits[0], splits[1]

@@ -11,13 +11,13 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipelines.configs import ConfigError
-from pipelines.data import get_dataset
 from pipelines.loading import (
     check_model_source,
     check_same_tokenizer,
     get_model,
     get_peft_config,
     get_tokenizer,
+    load_splits,
 )
 from pipelines.preprocessing import chat_token_ids
 
@@ -49,15 +49,11 @@ def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInp
     reward_tokenizer = get_tokenizer(reward_path, revision=script_args.reward_model_revision, trust_remote_code=remote)
     check_same_tokenizer(tokenizer, reward_tokenizer, policy_path, reward_path)
 
-    prompts = get_dataset(
-        script_args.dataset_name, "prompts", config=script_args.dataset_config,
-        revision=script_args.dataset_revision, seed=script_args.task_seed,
-    )  # fmt: skip
 
     def fits(row) -> bool:
         return len(chat_token_ids(tokenizer, row["prompt"], add_generation_prompt=True)) <= script_args.max_prompt_length
 
-    train, test = prompts[script_args.dataset_train_split], prompts[script_args.dataset_test_split]
+    train, test = load_splits(script_args, "prompts")
     kept_train, kept_test = train.filter(fits), test.filter(fits)
     if len(kept_train) < len(train) and PartialState().is_main_process:
         logger.warning(

@@ -25,6 +25,7 @@ from pipelines.loading import (
     get_model,
     get_peft_config,
     get_tokenizer,
+    load_splits,
 )
 from pipelines.ppo import PPOConfig, PPOTrainer
 from pipelines.preprocessing import pack_pretraining_text, tokenize_prompts
@@ -56,12 +57,8 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     )
     check_same_tokenizer(tokenizer, get_tokenizer(reward_path, revision=script_args.reward_model_revision,
                                                   trust_remote_code=remote), policy_path, reward_path)
-    prompts = get_dataset(
-        script_args.dataset_name, "prompts", config=script_args.dataset_config,
-        revision=script_args.dataset_revision, seed=script_args.task_seed,
-    )
-    train = tokenize_prompts(prompts[script_args.dataset_train_split], tokenizer, script_args.max_prompt_length)
-    test = tokenize_prompts(prompts[script_args.dataset_test_split], tokenizer, script_args.max_prompt_length)
+    train, test = (tokenize_prompts(split, tokenizer, script_args.max_prompt_length)
+                   for split in load_splits(script_args, "prompts"))  # fmt: skip
     ptx = None
     if script_args.ptx_coef > 0:
         text = get_dataset(script_args.ptx_dataset_name, "pretrain", seed=script_args.task_seed)["train"]

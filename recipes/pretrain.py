@@ -16,9 +16,8 @@ from trl import ModelConfig, SFTConfig, SFTTrainer
 
 from pipelines import PicoGPTConfig, PicoGPTForCausalLM
 from pipelines.configs import PretrainScriptArguments, parse_recipe_args
-from pipelines.data import get_dataset
 from pipelines.debug import attach_debug_hooks
-from pipelines.loading import check_model_source, get_model, get_tokenizer
+from pipelines.loading import check_model_source, get_model, get_tokenizer, load_splits
 from pipelines.stages import finish_stage, prepare_output_dir
 from pipelines.tokenizer import train_tokenizer
 
@@ -33,13 +32,7 @@ def main(script_args: PretrainScriptArguments, training_args: SFTConfig, model_a
         check_model_source(model_args.model_name_or_path, model_args.model_revision)
 
     # Data, checked before anything is trained.
-    dataset = get_dataset(
-        script_args.dataset_name, "pretrain", config=script_args.dataset_config,
-        revision=script_args.dataset_revision, seed=script_args.task_seed,
-    )
-    train, test = dataset[script_args.dataset_train_split], dataset.get(script_args.dataset_test_split)
-    if script_args.max_train_samples:
-        train = train.select(range(min(script_args.max_train_samples, len(train))))
+    train, test = load_splits(script_args, "pretrain")
 
     # Tokenizer: trained once, on the main process, saved with the model.
     tokenizer_dir = script_args.tokenizer_name_or_path or model_args.model_name_or_path

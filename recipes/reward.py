@@ -14,10 +14,9 @@ from transformers import set_seed
 from trl import ModelConfig, RewardConfig, RewardTrainer
 
 from pipelines.configs import RewardScriptArguments, parse_recipe_args
-from pipelines.data import get_dataset
 from pipelines.debug import attach_debug_hooks
 from pipelines.evaluation import evaluate_reward_model
-from pipelines.loading import check_model_source, get_model, get_peft_config, get_tokenizer
+from pipelines.loading import check_model_source, get_model, get_peft_config, get_tokenizer, load_splits
 from pipelines.stages import finish_stage, log_length_report, prepare_output_dir
 
 
@@ -29,15 +28,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     check_model_source(model_args.model_name_or_path, model_args.model_revision)
 
-    dataset = get_dataset(
-        script_args.dataset_name, "preference", config=script_args.dataset_config,
-        revision=script_args.dataset_revision, seed=script_args.task_seed,
-    )
-    train, test = dataset[script_args.dataset_train_split], dataset[script_args.dataset_test_split]
-    if script_args.max_train_samples:
-        train = train.select(range(min(script_args.max_train_samples, len(train))))
-    if script_args.max_eval_samples:
-        test = test.select(range(min(script_args.max_eval_samples, len(test))))
+    train, test = load_splits(script_args, "preference")
     tokenizer = get_tokenizer(
         script_args.tokenizer_name_or_path or model_args.model_name_or_path,
         revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,

@@ -14,9 +14,8 @@ from transformers import set_seed
 from trl import ModelConfig, SFTConfig, SFTTrainer
 
 from pipelines.configs import SFTScriptArguments, parse_recipe_args
-from pipelines.data import get_dataset
 from pipelines.debug import attach_debug_hooks
-from pipelines.loading import check_model_source, get_model, get_peft_config, get_tokenizer
+from pipelines.loading import check_model_source, get_model, get_peft_config, get_tokenizer, load_splits
 from pipelines.stages import finish_stage, log_length_report, prepare_output_dir
 
 
@@ -28,13 +27,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     check_model_source(model_args.model_name_or_path, model_args.model_revision)
 
-    dataset = get_dataset(
-        script_args.dataset_name, "sft", config=script_args.dataset_config,
-        revision=script_args.dataset_revision, seed=script_args.task_seed,
-    )
-    train, test = dataset[script_args.dataset_train_split], dataset.get(script_args.dataset_test_split)
-    if script_args.max_train_samples:
-        train = train.select(range(min(script_args.max_train_samples, len(train))))
+    train, test = load_splits(script_args, "sft")
     tokenizer = get_tokenizer(
         script_args.tokenizer_name_or_path or model_args.model_name_or_path,
         revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
