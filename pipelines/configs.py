@@ -26,6 +26,7 @@ __all__ = [
     "SFTScriptArguments",
     "ScriptArguments",
     "parse_recipe_args",
+    "recipe_dataclasses",
 ]
 
 
@@ -109,6 +110,26 @@ class PPOScriptArguments(ScriptArguments):
     ptx_dataset_name: str | None = field(default="embedded", metadata={"help": "Pretraining text for PPO-ptx."})
     ptx_batch_size: int = field(default=8, metadata={"help": "Pretraining sequences per PPO micro-batch."})
     ptx_max_length: int = field(default=128, metadata={"help": "Tokens per pretraining sequence for PPO-ptx."})
+
+
+def recipe_dataclasses(stage: str) -> tuple[type, ...]:
+    """`(ScriptArguments, <Stage>Config, ModelConfig)` that `recipes/<stage>.py` parses (`ppo_ptx` is PPO)."""
+    from trl import GRPOConfig, ModelConfig, RewardConfig, RLOOConfig, SFTConfig
+
+    from pipelines.ppo import PPOConfig
+
+    table = {
+        "pretrain": (PretrainScriptArguments, SFTConfig),
+        "sft": (SFTScriptArguments, SFTConfig),
+        "reward": (RewardScriptArguments, RewardConfig),
+        "ppo": (PPOScriptArguments, PPOConfig),
+        "ppo_ptx": (PPOScriptArguments, PPOConfig),
+        "rloo": (RLScriptArguments, RLOOConfig),
+        "grpo": (RLScriptArguments, GRPOConfig),
+    }
+    if stage not in table:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(table)}.")
+    return (*table[stage], ModelConfig)
 
 
 def parse_recipe_args(dataclass_types: tuple[type, ...], args: list[str] | None = None) -> tuple[Any, ...]:

@@ -49,24 +49,10 @@ def load_recipe(name: str):
     return module
 
 
-def _types(name: str) -> tuple[type, ...]:
-    from trl import ModelConfig, RewardConfig, SFTConfig
-
-    from pipelines import configs
-    from pipelines.ppo import PPOConfig
-
-    return {
-        "pretrain": (configs.PretrainScriptArguments, SFTConfig, ModelConfig),
-        "sft": (configs.SFTScriptArguments, SFTConfig, ModelConfig),
-        "reward": (configs.RewardScriptArguments, RewardConfig, ModelConfig),
-        "ppo": (configs.PPOScriptArguments, PPOConfig, ModelConfig),
-    }[name]
-
-
 def parse_for(name: str, argv: list[str]) -> tuple[Any, ...]:
-    from pipelines.configs import parse_recipe_args
+    from pipelines.configs import parse_recipe_args, recipe_dataclasses
 
-    return parse_recipe_args(_types(name), argv)
+    return parse_recipe_args(recipe_dataclasses(name), argv)
 
 
 def run_recipe(name: str, argv: list[str], module=None) -> None:

@@ -45,30 +45,16 @@ CODE_FILES = {"configuration_picogpt.py", "modeling_picogpt.py"}
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def _recipe_types(name: str) -> tuple[type, ...]:
-    from trl import ModelConfig, RewardConfig, SFTConfig
-
-    from pipelines import configs
-    from pipelines.ppo import PPOConfig
-
-    return {
-        "pretrain": (configs.PretrainScriptArguments, SFTConfig, ModelConfig),
-        "sft": (configs.SFTScriptArguments, SFTConfig, ModelConfig),
-        "reward": (configs.RewardScriptArguments, RewardConfig, ModelConfig),
-        "ppo": (configs.PPOScriptArguments, PPOConfig, ModelConfig),
-    }[name]
-
-
 def run_recipe(name: str, *argv: str) -> None:
     """`python recipes/<name>.py --config recipes/ci/<name>.yaml ARGV`, in this process."""
-    from pipelines.configs import parse_recipe_args
+    from pipelines.configs import parse_recipe_args, recipe_dataclasses
 
     spec = importlib.util.spec_from_file_location(
         f"hub_pipeline_recipe_{name}", REPO / "recipes" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(*parse_recipe_args(_recipe_types(name), ["--config", str(CI / f"{name}.yaml"), *argv]))
+    module.main(*parse_recipe_args(recipe_dataclasses(name), ["--config", str(CI / f"{name}.yaml"), *argv]))
 
 
 def recipe_command(name: str, *argv: str) -> list[str]:

@@ -6,28 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from trl import GRPOConfig, ModelConfig, RewardConfig, RLOOConfig, SFTConfig
 
-from pipelines.configs import (
-    PPOScriptArguments,
-    PretrainScriptArguments,
-    RewardScriptArguments,
-    RLScriptArguments,
-    SFTScriptArguments,
-    parse_recipe_args,
-)
-from pipelines.ppo import PPOConfig
+from pipelines.configs import parse_recipe_args, recipe_dataclasses
+from pipelines.runner import STAGES as RUNNER_STAGES
 
 REPO = Path(__file__).resolve().parents[1]
-PARSERS = {
-    "pretrain": (PretrainScriptArguments, SFTConfig, ModelConfig),
-    "sft": (SFTScriptArguments, SFTConfig, ModelConfig),
-    "reward": (RewardScriptArguments, RewardConfig, ModelConfig),
-    "ppo": (PPOScriptArguments, PPOConfig, ModelConfig),
-    "ppo_ptx": (PPOScriptArguments, PPOConfig, ModelConfig),
-    "rloo": (RLScriptArguments, RLOOConfig, ModelConfig),
-    "grpo": (RLScriptArguments, GRPOConfig, ModelConfig),
-}
+STAGES = {stage.name for stage in RUNNER_STAGES}
 YAMLS = sorted(p for p in (REPO / "recipes").rglob("*.yaml"))
 
 
@@ -35,7 +19,7 @@ def test_every_recipe_dir_is_covered():
     assert {p.parent.relative_to(REPO / "recipes").as_posix() for p in YAMLS} >= {
         "tiny", "tiny/variants", "tiny/qlora", "ci", "small", "base",
     }  # fmt: skip
-    assert all(p.stem in PARSERS for p in YAMLS), [p for p in YAMLS if p.stem not in PARSERS]
+    assert all(p.stem in STAGES for p in YAMLS), [p for p in YAMLS if p.stem not in STAGES]
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.relative_to(REPO / "recipes").as_posix())
@@ -44,7 +28,7 @@ def test_yaml_parses_with_its_stage_dataclasses(path, tmp_path):
     # The GPU recipes ask for bf16, which transformers refuses on a CPU machine: parse them as fp32.
     extra = ["--bf16", "false"] if config.get("bf16") else []
     script_args, training_args, model_args = parse_recipe_args(
-        PARSERS[path.stem], ["--config", str(path), "--output_dir", str(tmp_path / "out"), *extra]
+        recipe_dataclasses(path.stem), ["--config", str(path), "--output_dir", str(tmp_path / "out"), *extra]
     )
     assert training_args.seed == config["seed"]
     assert script_args.dataset_name == config.get("dataset_name", "embedded")
