@@ -64,7 +64,7 @@ def test_embedded_card_numbers_match_the_generated_data():
         rows = f"| rows | {len(task[kind]['train'])} | {len(task[kind]['test'])} |"
         assert rows in cards[name], (name, rows)
     noise = stats["preference"]["train"]["label_noise_measured"]
-    assert abs(noise - 0.25) < 0.03 and stats["preference"]["test"]["label_noise_measured"] == 0.0
+    assert abs(noise - 0.1) < 0.01 and stats["preference"]["test"]["label_noise_measured"] == 0.0
     assert f"| label_noise_measured | {noise} | 0.0 |" in cards["embedded-preference"]
     kinds = task["preference"]
     train_n = sum(k == "list_items" for k in kinds["train"]["kind"])
@@ -86,7 +86,7 @@ def test_cards_follow_the_config(tmp_path):
         preference_test=8,
         ppo_prompts=16,
         eval_prompts=8,
-        label_noise=0.1,
+        label_noise=0.2,
     )
     paths = write_data_cards(tmp_path, config)
     assert sorted(p.parent.name for p in paths) == sorted(EMBEDDED_NAMES.values())
@@ -94,6 +94,6 @@ def test_cards_follow_the_config(tmp_path):
     assert card.data.size_categories == ["n<1K"]
     assert "| rows | 16 | 8 |" in card.text
     assert (
-        "`label_noise` =\n0.1 in the TRAIN split"
+        "`label_noise` =\n0.2 in the TRAIN split"
         in (tmp_path / "embedded-preference" / "README.md").read_text()
     )

@@ -42,7 +42,7 @@ def test_default_sizes(task):
     assert sizes == {
         "pretrain": {"train": config.pretrain_train, "test": config.pretrain_test},
         "sft": {"train": 600, "test": 100},
-        "preference": {"train": 4000, "test": 400},
+        "preference": {"train": 24000, "test": 400},
         "prompts": {"train": 400, "test": 200},
     }
     assert set(task["prompts"]["test"]["kind"]) == set(DEFAULT_KINDS)
@@ -90,7 +90,28 @@ def test_preference_labels_and_noise(task):
         assert gold_score(prompt, row["chosen"][0]["content"]) == row["chosen_score"]
         assert (row["chosen_score"] < row["rejected_score"]) == row["label_flipped"]
         flipped += row["label_flipped"]
-    assert abs(flipped / len(train) - 0.25) < 0.03  # binomial sd ~0.007
+    assert abs(flipped / len(train) - TaskConfig().label_noise) < 0.01  # binomial sd ~0.002
+
+
+def _list_rejections(config):
+    from pipelines.data.task import _items
+
+    kinds = set()
+    for row in build_task(config)["preference"]["train"]:
+        if row["kind"] != "list_items":
+            continue
+        wrong = row["chosen"] if row["label_flipped"] else row["rejected"]
+        n = parse_instruction(row["prompt"]).params["n"]
+        items = _items(wrong[0]["content"])
+        kinds.add("count" if len(items) != n else "duplicate" if len(set(items)) < n else "off-category")
+    return kinds
+
+
+def test_hard_negatives_add_duplicate_and_off_category_list_items():
+    # Default: list answers are rejected for their length only (what the tiny reward model can learn).
+    assert _list_rejections(SMALL) == {"count"}
+    hard = TaskConfig(**{**SMALL.__dict__, "hard_negatives": True, "preference_train": 400})
+    assert _list_rejections(hard) == {"count", "duplicate", "off-category"}
 
 
 def test_pretraining_corpus_teaches_the_world_not_the_format(task):

@@ -263,14 +263,16 @@ def _render_preference(stats: dict[str, Any], config: TaskConfig) -> str:
 # embedded-preference
 
 Explicit-prompt conversational comparisons: `prompt` (a user message), `chosen` and `rejected`
-(one assistant message each). Both answers are plausible; one violates the instruction in a
-near-miss way (count off by one, wrong case, arithmetic off by one, wrong final word, a word from
-another category, a letter dropped or swapped...). In 75% of pairs the other answer is the correct
-one, otherwise both are near-misses with different gold scores.
+(one assistant message each). Every pair is a correct answer against a plausible near-miss that
+violates the instruction (count off by one, wrong case, arithmetic off by one, wrong final word, a
+word from another category, a letter dropped or swapped...). Hard negatives (list answers of the
+right length with a duplicated or off-category item) are {"included" if config.hard_negatives else
+"not included (`TaskConfig(hard_negatives=True)` adds them)"}.
 
 The preference is labelled by the gold judge, then flipped with probability `label_noise` =
-{config.label_noise} in the TRAIN split only (InstructGPT's labelers agreed about 73% of the time);
-the test split is labelled without noise.
+{config.label_noise} in the TRAIN split only (InstructGPT's labelers agreed about 73% of the time; at
+that rate the tiny reward model needs about four times its CPU budget); the test split is labelled
+without noise.
 
 Metadata columns: `kind`, `chosen_score` and `rejected_score` (gold scores of the answers as placed, so
 a flipped pair has `chosen_score < rejected_score`) and `label_flipped`. TRL's RewardTrainer ignores

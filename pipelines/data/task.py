@@ -209,8 +209,12 @@ def parse_instruction(prompt: str | Sequence[dict[str, Any]]) -> Instruction:
 
     Raises ValueError when the text is none of the task's instructions.
     """
-    text = _prompt_text(prompt)
-    stripped = " ".join(text.split())
+    cached = _parse_text(" ".join(_prompt_text(prompt).split()))
+    return dataclasses.replace(cached, params=dict(cached.params))  # callers may edit their copy
+
+
+@functools.lru_cache(maxsize=65536)  # building the task judges ~50k answers to a few thousand prompts
+def _parse_text(stripped: str) -> Instruction:
     for kind, template, pattern in _PATTERNS:
         match = pattern.fullmatch(stripped)
         if match:
@@ -221,7 +225,7 @@ def parse_instruction(prompt: str | Sequence[dict[str, Any]]) -> Instruction:
         match, kind, template = max(found, key=lambda f: f[0].end() - f[0].start())
         return Instruction(kind, _to_params(kind, template, match.groupdict()), template)
     raise ValueError(
-        f"not an instruction of the embedded task: {text[:120]!r}. Expected one of the phrasings in "
+        f"not an instruction of the embedded task: {stripped[:120]!r}. Expected one of the phrasings in "
         "pipelines.data.task._TEMPLATES (e.g. 'List exactly 3 fruits.'); gold_score only judges the "
         "embedded task's prompts."
     )
@@ -449,8 +453,14 @@ def _answer(kind: str, p: dict[str, Any], rng: random.Random) -> str:
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def _near_misses(kind: str, p: dict[str, Any], rng: random.Random) -> list[str]:
-    """Plausible answers that violate the instruction in one small way."""
+def _near_misses(kind: str, p: dict[str, Any], rng: random.Random, hard: bool = False) -> list[str]:
+    """Plausible answers that violate the instruction in one small way.
+
+    ``hard`` adds the list answers of the right length with one duplicated or one off-category
+    item: telling those apart takes word-category knowledge that the tiny recipe's ~1M-parameter
+    reward model does not acquire in its CPU budget (measured: 0.59 and 0.70 pairwise accuracy
+    after 600 list-only steps, against ~1.0 on wrong counts).
+    """
     w = p.get("word", "")
     if kind == "uppercase":
         other = _other_word(rng, w, CATEGORIES[_WORD_CATEGORY.get(w, "fruits")])
@@ -460,12 +470,10 @@ def _near_misses(kind: str, p: dict[str, Any], rng: random.Random) -> list[str]:
         n = p["n"]
         items = rng.sample(words, n + 1)
         foreign = rng.choice([x for x in _VOCAB if _WORD_CATEGORY[x] != p["category"]])
-        return [
-            ", ".join(items[: n - 1]),
-            ", ".join(items),
-            ", ".join(items[: n - 1] + [foreign]),
-            ", ".join(items[: n - 1] + [items[0]]),
-        ]
+        misses = [", ".join(items[: n - 1]), ", ".join(items)]
+        if hard:
+            misses += [", ".join(items[: n - 1] + [foreign]), ", ".join(items[: n - 1] + [items[0]])]
+        return misses
     if kind == "word_count":
         n, noun = p["n"], p["noun"]
         other = _other_word(rng, noun)
@@ -608,7 +616,11 @@ class TaskConfig:
     """Seed and sizes of the embedded task (defaults follow InstructGPT's proportions, scaled down).
 
     Pretraining sizes count documents (4-8 sentences each). ``label_noise`` is the probability a
-    training preference is flipped (InstructGPT labelers agreed ~73%); the test split is clean.
+    training preference is flipped; the test split is clean. InstructGPT's labelers agreed ~73% of
+    the time, but at 0.25 the tiny reward model needs about four times the steps it gets on CPU to
+    reach the same accuracy (0.6 instead of 0.9), and with fewer, reused pairs it memorises the flips:
+    hence 10% noise over 24k distinct comparisons, each seen about once. ``hard_negatives`` adds
+    duplicate and off-category list items to the rejected answers (see `_near_misses`).
     """
 
     seed: int = 42
@@ -616,11 +628,12 @@ class TaskConfig:
     pretrain_test: int = 200
     sft_train: int = 600
     sft_test: int = 100
-    preference_train: int = 4000
+    preference_train: int = 24000
     preference_test: int = 400
     ppo_prompts: int = 400
     eval_prompts: int = 200
-    label_noise: float = 0.25
+    label_noise: float = 0.1
+    hard_negatives: bool = False
     kinds: tuple[str, ...] = DEFAULT_KINDS
 
     def __post_init__(self) -> None:
@@ -654,7 +667,7 @@ def _assistant(text: str) -> list[dict[str, str]]:
 
 
 def _preference_row(
-    prompt: str, kind: str, p: dict[str, Any], rng: random.Random, noise: float
+    prompt: str, kind: str, p: dict[str, Any], rng: random.Random, noise: float, hard: bool = False
 ) -> dict[str, Any]:
     """One comparison: the correct answer against a plausible near-miss that violates the instruction.
 
@@ -663,7 +676,7 @@ def _preference_row(
     state, and noise the reward model cannot learn from.)
     """
     for _ in range(20):
-        a, b = _answer(kind, p, rng), rng.choice(_near_misses(kind, p, rng))
+        a, b = _answer(kind, p, rng), rng.choice(_near_misses(kind, p, rng, hard))
         score_a, score_b = gold_score(prompt, a), gold_score(prompt, b)
         if score_a != score_b:
             break
@@ -735,11 +748,12 @@ def _build(config: TaskConfig) -> dict[str, DatasetDict]:
                 for t, p in _draw(pool, count, rng)
             ]
         rows["pref_train"] += [
-            _preference_row(t, kind, p, rng, config.label_noise)
+            _preference_row(t, kind, p, rng, config.label_noise, config.hard_negatives)
             for t, p in _draw(train_pool, n_pref[kind], rng)
         ]
         rows["pref_test"] += [
-            _preference_row(t, kind, p, rng, 0.0) for t, p in _draw(valid_pool, n_pref_test[kind], rng)
+            _preference_row(t, kind, p, rng, 0.0, config.hard_negatives)
+            for t, p in _draw(valid_pool, n_pref_test[kind], rng)
         ]
 
     for name in rows:
