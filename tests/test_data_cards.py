@@ -64,7 +64,8 @@ def test_embedded_card_numbers_match_the_generated_data():
         rows = f"| rows | {len(task[kind]['train'])} | {len(task[kind]['test'])} |"
         assert rows in cards[name], (name, rows)
     noise = stats["preference"]["train"]["label_noise_measured"]
-    assert abs(noise - 0.1) < 0.01 and stats["preference"]["test"]["label_noise_measured"] == 0.0
+    assert abs(noise - TaskConfig().label_noise) < 0.01
+    assert stats["preference"]["test"]["label_noise_measured"] == 0.0
     assert f"| label_noise_measured | {noise} | 0.0 |" in cards["embedded-preference"]
     kinds = task["preference"]
     train_n = sum(k == "list_items" for k in kinds["train"]["kind"])
