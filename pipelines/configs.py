@@ -79,7 +79,34 @@ class SFTScriptArguments(ScriptArguments):
 
 @dataclass
 class RewardScriptArguments(ScriptArguments):
-    pass
+    """The reward model can also learn from the SFT policy's own samples (InstructGPT's rankings).
+
+    `policy_comparison_prompts > 0` samples `policy_samples_per_prompt` answers of the initial model
+    (`model_name_or_path`) to that many training prompts, labels every pair with the embedded task's
+    gold judge, and adds the pairs to the training set; test prompts give held-out pairs of the same
+    kind (`eval_policy_accuracy`). Embedded task only: the gold judge is the labeler.
+    """
+
+    policy_comparison_prompts: int = field(
+        default=0, metadata={"help": "Training prompts to sample policy comparisons on (0: off; embedded only)."}
+    )
+    policy_samples_per_prompt: int = field(default=4, metadata={"help": "Answers sampled per prompt (K)."})
+    policy_comparison_margin: float = field(
+        default=0.1, metadata={"help": "Keep pairs whose gold scores differ by at least this much."}
+    )
+
+    def __post_init__(self) -> None:  # checked at parse time, before any model is loaded
+        if self.policy_comparison_prompts < 0:
+            raise ConfigError(f"policy_comparison_prompts must be >= 0, got {self.policy_comparison_prompts}.")
+        if self.policy_comparison_prompts and self.policy_samples_per_prompt < 2:
+            raise ConfigError(
+                f"policy_samples_per_prompt must be >= 2 to make a pair, got {self.policy_samples_per_prompt}."
+            )
+        if self.policy_comparison_prompts and self.dataset_name != "embedded":
+            raise ConfigError(
+                f"policy_comparison_prompts={self.policy_comparison_prompts} needs the embedded task's gold judge "
+                f"to label the samples, but dataset_name is {self.dataset_name!r}. Set policy_comparison_prompts: 0."
+            )
 
 
 @dataclass

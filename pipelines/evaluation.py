@@ -178,10 +178,14 @@ def evaluate_policies(
     kl_samples: int = 64,
     seed: int = 0,
     trust_remote_code: bool = False,
+    samples_per_prompt: int = 4,
 ) -> dict[str, dict[str, Any]]:
     """Gold score of each policy, and its win rate and KL against the `reference` policy.
 
-    Responses are greedy (the policy's best answer); KL(policy || reference) is estimated on
+    `gold_score` and `win_rate_vs_<reference>` judge greedy responses (the policy's best answer).
+    `sampled_gold_score` and `sampled_win_rate_vs_<reference>` judge `samples_per_prompt` responses
+    per prompt sampled at temperature 1 (0: skip), the distribution PPO optimises; the j-th sample
+    of each policy meets the j-th of the reference. KL(policy || reference) is estimated on
     `kl_samples` responses sampled from the policy at temperature 1, as PPO measures it.
     """
     from transformers import AutoTokenizer
@@ -195,15 +199,26 @@ def evaluate_policies(
     models = {name: load_policy(path, trust_remote_code) for name, path in policies.items()}
     responses = {name: generate_responses(m, tokenizer, prompts, max_new_tokens, seed=seed) for name, m in models.items()}
     scores = {name: judge_batch(user_texts, r) for name, r in responses.items()}
+    repeated = [p for p in prompts for _ in range(samples_per_prompt)]
+    sampled_scores = {
+        name: judge_batch([t for t in user_texts for _ in range(samples_per_prompt)],
+                          generate_responses(m, tokenizer, repeated, max_new_tokens, do_sample=True, seed=seed + 1))
+        for name, m in models.items()
+    } if samples_per_prompt else {}  # fmt: skip
     win_rate = load_metric("gold_win_rate")
     kl_metric = load_metric("kl_divergence")
     kl_prompts = list(prompts[:kl_samples])
     results: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
         entry: dict[str, Any] = {"gold_score": sum(scores[name]) / len(scores[name]), "n": len(prompts)}
+        if sampled_scores:
+            entry["sampled_gold_score"] = sum(sampled_scores[name]) / len(sampled_scores[name])
         if name != reference:
             versus = win_rate.compute(scores_a=scores[name], scores_b=scores[reference])
             entry[f"win_rate_vs_{reference}"] = versus["win_rate"]
+            if sampled_scores:
+                versus = win_rate.compute(scores_a=sampled_scores[name], scores_b=sampled_scores[reference])
+                entry[f"sampled_win_rate_vs_{reference}"] = versus["win_rate"]
             sampled = generate_responses(model, tokenizer, kl_prompts, max_new_tokens, do_sample=True, seed=seed)
             kl = kl_metric.compute(
                 policy_logprobs=response_logprobs(model, tokenizer, kl_prompts, sampled),

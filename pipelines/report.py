@@ -66,6 +66,8 @@ def write_report(
             entry["eval_accuracy"] = info["metrics"].get("eval_accuracy")
             entry["length_baseline_accuracy"] = info["metrics"].get("eval_length_baseline_accuracy")
             entry["eval_pairs"] = info["metrics"].get("eval_n")
+            if "eval_policy_accuracy" in info["metrics"]:
+                entry["policy_accuracy"] = info["metrics"]["eval_policy_accuracy"]
         report["stages"][name] = entry
 
     prompts = _eval_prompts(infos)
@@ -185,18 +187,29 @@ def _report_md(output_dir: Path, report: dict[str, Any]) -> None:
             "## Reward model",
             f"- pairwise accuracy on held-out pairs: **{reward.get('eval_accuracy')}** "
             f"(length baseline {reward.get('length_baseline_accuracy')}, {reward.get('eval_pairs')} pairs)",
-            "",
         ]
+        if reward.get("policy_accuracy") is not None:
+            lines.append(
+                f"- on pairs of the SFT policy's own samples (held-out prompts): **{reward['policy_accuracy']:.3f}** "
+                f"({reward.get('eval_policy_n')} pairs)"
+            )
+        lines.append("")
     evaluation = {k: v for k, v in report["evaluation"].items() if isinstance(v, dict) and "gold_score" in v}
     if evaluation:
         lines += ["## Policies under the gold judge (held-out prompts)", "",
-                  "| policy | gold score | win rate vs SFT | KL to SFT |", "|---|---|---|---|"]  # fmt: skip
+                  "Greedy: the policy's best answer. Sampled: answers at temperature 1, as PPO is trained; "
+                  "win rates count ties as half.", "",
+                  "| policy | gold (greedy) | win rate vs SFT (greedy) | gold (sampled) | win rate vs SFT (sampled) "
+                  "| KL to SFT |", "|---|---|---|---|---|---|"]  # fmt: skip
+
+        def cell(value: float | None) -> str:
+            return "" if value is None else f"{value:.3f}"
+
         for name, entry in evaluation.items():
-            win = entry.get("win_rate_vs_sft")
-            kl = entry.get("kl_to_sft")
             lines.append(
-                f"| {name} | {entry['gold_score']:.3f} | {'' if win is None else f'{win:.3f}'} | "
-                f"{'' if kl is None else f'{kl:.3f}'} |"
+                f"| {name} | {entry['gold_score']:.3f} | {cell(entry.get('win_rate_vs_sft'))} | "
+                f"{cell(entry.get('sampled_gold_score'))} | {cell(entry.get('sampled_win_rate_vs_sft'))} | "
+                f"{cell(entry.get('kl_to_sft'))} |"
             )
         lines.append("")
     lines += ["## Plots", "", "![loss](loss_per_stage.png)", "", "![ppo](ppo_reward_kl.png)", "",

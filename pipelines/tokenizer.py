@@ -74,8 +74,12 @@ def train_tokenizer(
             f"{256 + len(SPECIAL_TOKENS)} entries (256 bytes + {len(SPECIAL_TOKENS)} special tokens)."
         )
     tokenizer = Tokenizer(models.BPE())
-    # add_prefix_space=False: " word" and "word" stay different tokens, as in GPT-2.
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # add_prefix_space=True: every text segment (a document, a message between special tokens)
+    # starts as if after a space, so an answer's first word is the same token as everywhere else
+    # ("<|assistant|>horse" -> "<|assistant|>", "Ġhorse"). Without it the first word is a rare
+    # unspaced spelling ("h", "orse"): measured on the tiny recipe, SFT then garbles it ("Write
+    # horse six times" -> "belt horse horse..."), and neither PPO nor the reward model fix it.
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tokenizer.decoder = decoders.ByteLevel()
     # trim_offsets=False keeps character offsets exact (assistant masks rely on offsets).
     tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)

@@ -8,11 +8,15 @@ The model is our sequence classifier with a scalar `score` head, initialised fro
 checkpoint (only `score` is new). After training, pairwise accuracy on the test split is
 reported beside the length baseline (the accuracy of "prefer the longer answer"), with the
 number of pairs it was measured on: RewardTrainer drops pairs longer than `max_length`.
+With `policy_comparison_prompts > 0` (embedded task), pairs of the SFT model's own samples,
+ranked by the gold judge, are added to training (InstructGPT's K-way rankings), and held-out
+pairs of the same kind give `eval_policy_accuracy`.
 """
 
 from transformers import set_seed
 from trl import ModelConfig, RewardConfig, RewardTrainer
 
+from pipelines.comparisons import add_policy_comparisons
 from pipelines.configs import RewardScriptArguments, parse_recipe_args
 from pipelines.debug import attach_debug_hooks
 from pipelines.evaluation import evaluate_reward_model
@@ -33,6 +37,11 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
         script_args.tokenizer_name_or_path or model_args.model_name_or_path,
         revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
     )
+    # InstructGPT's rankings of SFT samples, labelled by the gold judge (policy_comparison_prompts > 0).
+    train, policy_test = add_policy_comparisons(
+        train, test, script_args, model_args.model_name_or_path, tokenizer, training_args.output_dir, training_args.seed,
+        trust_remote_code=training_args.trust_remote_code,
+    )
     log_length_report(train, tokenizer, training_args.max_length, "preference", script_args.dataset_name)
 
     model = get_model(
@@ -51,6 +60,9 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     trainer.train(resume_from_checkpoint=resume_from)
     accuracy = evaluate_reward_model(trainer.model, tokenizer, test, max_length=training_args.max_length)
     metrics = {f"eval_{k}": v for k, v in accuracy.items()}
+    if policy_test is not None:  # held-out pairs of the policy's own samples: what PPO will show it
+        on_policy = evaluate_reward_model(trainer.model, tokenizer, policy_test, max_length=training_args.max_length)
+        metrics |= {"eval_policy_accuracy": on_policy["accuracy"], "eval_policy_n": on_policy["n"]}
     trainer.log(dict(metrics))  # Trainer.log adds "epoch" to the dict it is given
     finish_stage(trainer, "reward", (script_args, training_args, model_args), metrics, push_to_hub=push)
 

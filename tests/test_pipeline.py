@@ -67,6 +67,8 @@ def test_report_has_the_numbers_and_files_a_person_reads(ci_run):
     for policy in ("ppo", "ppo_ptx", "rloo", "grpo"):
         assert 0.0 <= evaluation[policy]["gold_score"] <= 1.0
         assert 0.0 <= evaluation[policy]["win_rate_vs_sft"] <= 1.0
+        assert 0.0 <= evaluation[policy]["sampled_win_rate_vs_sft"] <= 1.0
+        assert 0.0 <= evaluation[policy]["sampled_gold_score"] <= 1.0
         assert evaluation[policy]["kl_to_sft"] == pytest.approx(evaluation[policy]["kl_to_sft"])  # a number
     assert report["seed"] == 42 and report["versions"]["trl"].startswith("1.12")
     assert set(report["config_hashes"]) == set(STAGES)

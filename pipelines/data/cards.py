@@ -274,6 +274,12 @@ The preference is labelled by the gold judge, then flipped with probability `lab
 that rate the tiny reward model needs about four times its CPU budget); the test split is labelled
 without noise.
 
+The tiny recipe's reward stage adds comparisons of the SFT policy's own samples to these
+(`policy_comparison_prompts` in `recipes/tiny/reward.yaml`, see `pipelines.comparisons`): K answers
+sampled per training prompt, every pair the gold judge separates by at least 0.1, with the same label
+noise. They depend on the SFT model, so they are made when the reward stage runs (and kept in its
+output folder), not stored here.
+
 Metadata columns: `kind`, `chosen_score` and `rejected_score` (gold scores of the answers as placed, so
 a flipped pair has `chosen_score < rejected_score`) and `label_flipped`. TRL's RewardTrainer ignores
 them (`remove_unused_columns`).
