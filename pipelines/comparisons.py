@@ -15,10 +15,11 @@ PPO climbs the reward model on the policy's samples, so those are the pairs it m
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,8 @@ def add_policy_comparisons(
     state = PartialState()
     with state.main_process_first():
         if not all(p.is_file() for p in path.values()):  # only the main process gets here first
-            model = load_policy(policy, trust_remote_code).to(state.device)
+            with _full_weights():
+                model = load_policy(policy, trust_remote_code).to(state.device)
             noise = TaskConfig(seed=script_args.task_seed).label_noise
             for split, rows, count, split_noise in (("train", train, n_prompts, noise), ("test", test, None, 0.0)):
                 prompts = distinct_prompts(rows, count, seed)
@@ -158,3 +160,23 @@ def add_policy_comparisons(
     columns = train.column_names
     extra = loaded["train"].select_columns([c for c in columns if c in loaded["train"].column_names])
     return concatenate_datasets([train, extra.cast(train.features)]), loaded["test"]
+
+
+@contextlib.contextmanager
+def _full_weights() -> Iterator[None]:
+    """Load models unsharded even under DeepSpeed ZeRO-3.
+
+    Once ZeRO-3 training arguments exist, `from_pretrained` partitions every new model's weights
+    across ranks (`zero.Init`), and a partitioned model cannot `generate` outside the engine. The
+    policy sampled here is used by the main process alone, so it is loaded whole.
+    """
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref  # transformers keeps the config behind a weak reference
+    config = ref() if ref is not None else None
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        if config is not None:
+            hf_deepspeed.set_hf_deepspeed_config(config)
