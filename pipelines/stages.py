@@ -118,6 +118,10 @@ def prepare_output_dir(
     - a finished run of this stage, or anything else: refuse, unless `overwrite` (then the
       folder is emptied, on the main process only).
     """
+    from pipelines.debug import check_process_group
+
+    # Unsynchronised replicas (a multi-process launch Accelerate did not join) would race on the folder.
+    check_process_group()
     config = (
         {k: v for k, v in dataclass_config(*args).items() if k not in _RESUME_NEUTRAL_KEYS} if args else None
     )
