@@ -128,8 +128,8 @@ def add_policy_comparisons(
 
     Reads `script_args.policy_comparison_prompts` (0: off, returns ``(train, None)``),
     `policy_samples_per_prompt` and `policy_comparison_margin`. `policy` is the folder or Hub id of
-    the model to sample (the reward stage's `model_name_or_path`: the SFT model); train comparisons come from training prompts with the
-    embedded task's label noise, test comparisons from the test prompts without noise. They are
+    the model to sample (the reward stage's `model_name_or_path`: the SFT model). Train comparisons
+    come from training prompts with the embedded task's label noise, test comparisons from the test prompts without noise. They are
     sampled once, on the main process, and kept in `output_dir` so that a resumed run reuses them.
     """
     n_prompts = script_args.policy_comparison_prompts
@@ -157,9 +157,8 @@ def add_policy_comparisons(
                             len(prompts), script_args.policy_samples_per_prompt, path[split])  # fmt: skip
             del model
         loaded = {split: Dataset.from_json(str(p)) for split, p in path.items()}
-    columns = train.column_names
-    extra = loaded["train"].select_columns([c for c in columns if c in loaded["train"].column_names])
-    return concatenate_datasets([train, extra.cast(train.features)]), loaded["test"]
+    extra = loaded["train"].select_columns(train.column_names).cast(train.features)  # same schema, same order
+    return concatenate_datasets([train, extra]), loaded["test"]
 
 
 @contextlib.contextmanager

@@ -66,8 +66,6 @@ def write_report(
             entry["eval_accuracy"] = info["metrics"].get("eval_accuracy")
             entry["length_baseline_accuracy"] = info["metrics"].get("eval_length_baseline_accuracy")
             entry["eval_pairs"] = info["metrics"].get("eval_n")
-            if "eval_policy_accuracy" in info["metrics"]:
-                entry["policy_accuracy"] = info["metrics"]["eval_policy_accuracy"]
         report["stages"][name] = entry
 
     prompts = _eval_prompts(infos)
@@ -188,9 +186,9 @@ def _report_md(output_dir: Path, report: dict[str, Any]) -> None:
             f"- pairwise accuracy on held-out pairs: **{reward.get('eval_accuracy')}** "
             f"(length baseline {reward.get('length_baseline_accuracy')}, {reward.get('eval_pairs')} pairs)",
         ]
-        if reward.get("policy_accuracy") is not None:
+        if reward.get("eval_policy_accuracy") is not None:  # the stage's metrics are in its entry already
             lines.append(
-                f"- on pairs of the SFT policy's own samples (held-out prompts): **{reward['policy_accuracy']:.3f}** "
+                f"- on pairs of the SFT policy's own samples (held-out prompts): **{reward['eval_policy_accuracy']:.3f}** "
                 f"({reward.get('eval_policy_n')} pairs)"
             )
         lines.append("")

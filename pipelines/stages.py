@@ -31,6 +31,7 @@ from accelerate import PartialState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pipelines.configs import ConfigError
+from pipelines.debug import check_process_group
 
 logger = logging.getLogger("pipelines")
 
@@ -118,8 +119,6 @@ def prepare_output_dir(
     - a finished run of this stage, or anything else: refuse, unless `overwrite` (then the
       folder is emptied, on the main process only).
     """
-    from pipelines.debug import check_process_group
-
     # Unsynchronised replicas (a multi-process launch Accelerate did not join) would race on the folder.
     check_process_group()
     config = (
