@@ -123,12 +123,13 @@ def add_policy_comparisons(
     output_dir: str | Path,
     seed: int,
     trust_remote_code: bool = False,
+    revision: str | None = None,
 ) -> tuple[Dataset, Dataset | None]:
     """The reward stage's training set with the policy's labelled samples added, and their test pairs.
 
     Reads `script_args.policy_comparison_prompts` (0: off, returns ``(train, None)``),
     `policy_samples_per_prompt` and `policy_comparison_margin`. `policy` is the folder or Hub id of
-    the model to sample (the reward stage's `model_name_or_path`: the SFT model). Train comparisons
+    the model to sample (the reward stage's `model_name_or_path`: the SFT model), at `revision`. Train comparisons
     come from training prompts with the embedded task's label noise, test comparisons from the test prompts without noise. They are
     sampled once, on the main process, and kept in `output_dir` so that a resumed run reuses them.
     """
@@ -143,7 +144,7 @@ def add_policy_comparisons(
     with state.main_process_first():
         if not all(p.is_file() for p in path.values()):  # only the main process gets here first
             with _full_weights():
-                model = load_policy(policy, trust_remote_code).to(state.device)
+                model = load_policy(policy, trust_remote_code, revision).to(state.device)
             noise = TaskConfig(seed=script_args.task_seed).label_noise
             for split, rows, count, split_noise in (("train", train, n_prompts, noise), ("test", test, None, 0.0)):
                 prompts = distinct_prompts(rows, count, seed)

@@ -25,6 +25,7 @@ __all__ = [
     "RewardScriptArguments",
     "SFTScriptArguments",
     "ScriptArguments",
+    "check_pretrain_model_args",
     "parse_recipe_args",
     "recipe_dataclasses",
 ]
@@ -70,6 +71,21 @@ class PretrainScriptArguments(ScriptArguments):
     num_key_value_heads: int | None = None
     intermediate_size: int | None = None
     max_position_embeddings: int = 1024
+
+
+def check_pretrain_model_args(model_args: Any) -> None:
+    """LoRA and k-bit loading adapt an existing model: pretraining needs `model_name_or_path` for them.
+
+    Without it the recipe builds a new model, whose every weight must be trained; an adapter on
+    random weights (or quantised random weights) would learn nothing useful, silently.
+    """
+    asked = [flag for flag in ("use_peft", "load_in_4bit", "load_in_8bit") if getattr(model_args, flag, False)]
+    if asked and not model_args.model_name_or_path:
+        raise ConfigError(
+            f"{', '.join(asked)} set without model_name_or_path: LoRA and quantised loading adapt an existing "
+            "model (continued pretraining), but this run builds a new one from the size fields. Set "
+            "model_name_or_path to the model to continue from, or remove " + " / ".join(asked) + "."
+        )
 
 
 @dataclass

@@ -28,13 +28,13 @@ __all__ = [
 Messages = list[dict[str, str]]
 
 
-def load_policy(path: str | Path, trust_remote_code: bool = False) -> PreTrainedModel:
-    """A causal LM from a stage folder: a full model, or a LoRA adapter on its base model."""
+def load_policy(path: str | Path, trust_remote_code: bool = False, revision: str | None = None) -> PreTrainedModel:
+    """A causal LM from a stage folder or Hub id (at `revision`): a full model, or a LoRA adapter on its base."""
     if (Path(path) / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
         return AutoPeftModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code).eval()
-    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code).eval()
+    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision).eval()
 
 
 def _device(model: torch.nn.Module) -> torch.device:

@@ -7,7 +7,8 @@ Usage:
 Trains a byte-level BPE tokenizer on the training texts (unless `tokenizer_name_or_path` is
 given), builds a model from the size fields of the YAML (unless `model_name_or_path` is
 given, for continued pretraining), and trains it with TRL's SFTTrainer on packed text:
-padding-free batches whose `position_ids` restart at each document.
+padding-free batches whose `position_ids` restart at each document. LoRA/QLoRA (`use_peft`,
+`load_in_4bit`) apply to continued pretraining only: a new model trains every weight.
 """
 
 from accelerate import PartialState
@@ -15,15 +16,16 @@ from transformers import set_seed
 from trl import ModelConfig, SFTConfig, SFTTrainer
 
 from pipelines import PicoGPTConfig, PicoGPTForCausalLM
-from pipelines.configs import PretrainScriptArguments, parse_recipe_args
+from pipelines.configs import PretrainScriptArguments, check_pretrain_model_args, parse_recipe_args
 from pipelines.debug import attach_debug_hooks
-from pipelines.loading import check_model_source, get_model, get_tokenizer, load_splits
+from pipelines.loading import check_model_source, get_model, get_peft_config, get_tokenizer, load_splits
 from pipelines.stages import finish_stage, prepare_output_dir
 from pipelines.tokenizer import train_tokenizer
 
 
 def main(script_args: PretrainScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
+    check_pretrain_model_args(model_args)  # LoRA/QLoRA need a model to adapt
     resume_from = prepare_output_dir(
         training_args.output_dir, "pretrain", script_args.overwrite_output_dir, (script_args, training_args, model_args)
     )
@@ -69,6 +71,7 @@ def main(script_args: PretrainScriptArguments, training_args: SFTConfig, model_a
         train_dataset=train,
         eval_dataset=test,
         processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
     )
     attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR
     trainer.train(resume_from_checkpoint=resume_from)

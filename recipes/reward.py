@@ -40,7 +40,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     # InstructGPT's rankings of SFT samples, labelled by the gold judge (policy_comparison_prompts > 0).
     train, policy_test = add_policy_comparisons(
         train, test, script_args, model_args.model_name_or_path, tokenizer, training_args.output_dir, training_args.seed,
-        trust_remote_code=training_args.trust_remote_code,
+        trust_remote_code=training_args.trust_remote_code, revision=model_args.model_revision,
     )
     log_length_report(train, tokenizer, training_args.max_length, "preference", script_args.dataset_name)
 

@@ -112,6 +112,28 @@ def test_reward_stage_samples_once_and_a_resumed_run_reuses_the_file(policy, pre
     assert comparisons.add_policy_comparisons(train, test, args, tiny_model_dir, tokenizer, tmp_path / "off", seed=0) == (train, None)
 
 
+def test_the_sampled_policy_is_loaded_at_the_model_revision(policy, preference, tiny_model_dir, tmp_path, monkeypatch):
+    import pipelines.comparisons as comparisons
+    import pipelines.evaluation as evaluation
+
+    loaded = []
+    original = evaluation.load_policy
+
+    def recording(path, trust_remote_code=False, revision=None):
+        loaded.append((str(path), revision))
+        return original(path, trust_remote_code)
+
+    monkeypatch.setattr(evaluation, "load_policy", recording)
+    args = SimpleNamespace(
+        policy_comparison_prompts=2, policy_samples_per_prompt=2, policy_comparison_margin=0.0,
+        dataset_name="embedded", task_seed=0,
+    )  # fmt: skip
+    train, test = preference["train"].select(range(20)), preference["test"].select(range(4))
+    monkeypatch.setattr(comparisons, "sample_comparisons", lambda *a, **k: train.select(range(2)))
+    comparisons.add_policy_comparisons(train, test, args, tiny_model_dir, policy[1], tmp_path, seed=0, revision="v1.0")
+    assert loaded == [(str(tiny_model_dir), "v1.0")]
+
+
 def test_policy_comparisons_need_the_embedded_judge(tmp_path, repo_root):
     from recipe_runs import parse_for, write_jsonl
 

@@ -56,3 +56,20 @@ def test_cpu_recipes_do_not_ask_for_bf16():
     for path in YAMLS:
         if path.parent.name in ("tiny", "ci", "variants"):
             assert yaml.safe_load(path.read_text()).get("bf16") is False, path
+
+
+def test_continued_pretraining_with_lora_saves_a_trained_adapter(tmp_path, tiny_model_dir):
+    """`use_peft` in the pretraining recipe trains a LoRA adapter on the given model (not the full model)."""
+    from recipe_runs import run_recipe, stage_args
+    from safetensors.torch import load_file
+
+    from pipelines.evaluation import load_policy
+
+    out = tmp_path / "out"
+    inputs = {"model_name_or_path": tiny_model_dir}
+    run_recipe("pretrain", stage_args("pretrain", tmp_path / "configs", out, inputs, use_peft=True, lora_r=4,
+                                      lora_alpha=8, max_steps=3, learning_rate=0.01))  # fmt: skip
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+    lora_b = [w for name, w in load_file(out / "adapter_model.safetensors").items() if "lora_B" in name]
+    assert lora_b and any(w.abs().sum() > 0 for w in lora_b), "LoRA B starts at zero: the adapter was not trained"
+    assert type(load_policy(out)).__name__ == "PeftModelForCausalLM"
