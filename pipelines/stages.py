@@ -12,7 +12,9 @@ A stage's output folder goes through three states:
               whatever else the folder holds.
 
 A folder that is not empty and not an earlier run of the same stage is never written to
-unless `overwrite_output_dir` is set.
+unless `overwrite_output_dir` is set. Even then its contents are not deleted up front: they are
+moved aside to `.<name>.overwritten` beside it and deleted only when the new run completes, so a
+run that fails on bad input (or is killed) loses nothing; the first set-aside copy is the one kept.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "finish_stage",
     "log_length_report",
     "is_complete",
+    "overwritten_dir",
     "last_complete_checkpoint",
     "package_versions",
     "prepare_output_dir",
@@ -132,11 +135,11 @@ def prepare_output_dir(
         own_run = marker.is_file() and json.loads(marker.read_text()).get("stage") == stage
         if overwrite:
             if state.is_main_process:
-                shutil.rmtree(path)
+                _set_aside(path)
         elif own_run and is_complete(path):
             raise ConfigError(
                 f"{path} already holds a finished {stage} run (stage_info.json). Nothing to do; to train again, "
-                "choose another output_dir or pass --overwrite_output_dir true (it deletes the folder)."
+                "choose another output_dir or pass --overwrite_output_dir true (it replaces the folder)."
             )
         elif own_run:
             resume_from = last_complete_checkpoint(path)
@@ -157,7 +160,7 @@ def prepare_output_dir(
         else:
             raise ConfigError(
                 f"{path} is not empty and is not an earlier run of the {stage} stage: refusing to write into it. "
-                "Choose another output_dir, or pass --overwrite_output_dir true to delete its contents."
+                "Choose another output_dir, or pass --overwrite_output_dir true to replace its contents."
             )
     state.wait_for_everyone()
     if state.is_main_process:
@@ -165,6 +168,27 @@ def prepare_output_dir(
         _write_json_atomic(path / RUN_MARKER, {"stage": stage, "config": config})
     state.wait_for_everyone()
     return resume_from
+
+
+def overwritten_dir(output_dir: str | os.PathLike) -> Path:
+    """Where `overwrite_output_dir` keeps a folder's previous contents until the new run completes."""
+    path = Path(output_dir).resolve()
+    return path.with_name(f".{path.name}.overwritten")
+
+
+def _set_aside(path: Path) -> None:
+    aside = overwritten_dir(path)
+    if aside.exists():  # set aside by an earlier attempt that did not finish: that copy is the user's
+        shutil.rmtree(path)
+        logger.warning("%s: starting over; its contents before the first overwrite are still in %s.", path, aside)
+        return
+    try:
+        os.replace(path, aside)
+    except OSError as err:  # a mount point or another filesystem: cannot move, delete as asked
+        logger.warning("%s cannot be moved aside (%s): deleting it, as --overwrite_output_dir asks.", path, err)
+        shutil.rmtree(path)
+        return
+    logger.warning("%s: previous contents moved to %s; deleted once this run completes.", path, aside)
 
 
 def finalize_stage(
@@ -198,6 +222,7 @@ def finalize_stage(
         _write_json_atomic(path / "log_history.json", {"log_history": history})
         info = {**info, "versions": package_versions(), "complete": True}
         _write_json_atomic(path / STAGE_INFO, info)
+        shutil.rmtree(overwritten_dir(path), ignore_errors=True)  # the new run is complete
     state.wait_for_everyone()
     return path
 

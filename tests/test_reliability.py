@@ -36,6 +36,7 @@ from pipelines.stages import (
     STAGE_INFO,
     is_complete,
     last_complete_checkpoint,
+    overwritten_dir,
     prepare_output_dir,
     read_stage_info,
 )
@@ -90,12 +91,38 @@ def test_refuses_to_redo_a_finished_run(tmp_path):
     assert is_complete(done)
 
 
-def test_overwrite_empties_the_folder(tmp_path):
+def test_overwrite_empties_the_folder_and_keeps_its_contents_aside(tmp_path):
     foreign = tmp_path / "results"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("my notes")
     assert prepare_output_dir(foreign, "sft", overwrite=True) is None
     assert sorted(p.name for p in foreign.iterdir()) == [RUN_MARKER]
+    aside = overwritten_dir(foreign)
+    assert aside == tmp_path / ".results.overwritten" and (aside / "notes.txt").read_text() == "my notes"
+    # A second attempt (the first one failed) starts over but keeps the first set-aside copy, the user's.
+    (foreign / "partial.bin").write_text("from the failed attempt")
+    prepare_output_dir(foreign, "sft", overwrite=True)
+    assert sorted(p.name for p in foreign.iterdir()) == [RUN_MARKER]
+    assert sorted(p.name for p in aside.iterdir()) == ["notes.txt"]
+
+
+def test_overwrite_with_bad_input_loses_nothing_and_a_finished_run_drops_the_old_copy(tmp_path, tiny_model_dir):
+    from recipe_runs import run_recipe, stage_args, write_jsonl
+
+    from pipelines.data import DataValidationError
+
+    out = tmp_path / "sft"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "no messages column"}] * 4)
+    argv = stage_args("sft", tmp_path / "configs", out, {"model_name_or_path": tiny_model_dir},
+                      overwrite_output_dir=True, max_steps=2)  # fmt: skip
+    with pytest.raises(DataValidationError):
+        run_recipe("sft", [*argv, "--dataset_name", str(bad)])
+    assert (overwritten_dir(out) / "notes.txt").read_text() == "my notes"
+    run_recipe("sft", argv)  # the same command with good data
+    assert is_complete(out) and not (out / "notes.txt").exists()
+    assert not overwritten_dir(out).exists()
 
 
 def test_resumes_from_the_newest_complete_checkpoint(tmp_path, caplog):
