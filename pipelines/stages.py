@@ -279,6 +279,7 @@ def finish_stage(
     script_args, training_args, model_args = args
     output_dir = Path(training_args.output_dir)
     config = dataclass_config(*args)
+    config["push_to_hub"] = push_to_hub  # the recipes clear `push_to_hub` so that the trainer does not push itself
     base_model = None
     if model_args.model_name_or_path:
         try:  # a Hub id resolves to the commit sha it was loaded at
