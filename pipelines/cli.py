@@ -27,11 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run every stage of a recipe directory, then evaluate and report")
-    run.add_argument("recipe_dir", nargs="?", default=None, help="folder of stage YAMLs (default: recipes/tiny)")
-    run.add_argument("--output-dir", default="outputs/tiny", help="where each stage's folder and the report go")
-    run.add_argument("--accelerate-config", default=None, help="accelerate_configs/*.yaml (default: cpu.yaml)")
+    run.add_argument(
+        "recipe_dir", nargs="?", default=None, help="folder of stage YAMLs (default: recipes/tiny)"
+    )
+    run.add_argument(
+        "--output-dir", default="outputs/tiny", help="where each stage's folder and the report go"
+    )
+    run.add_argument(
+        "--accelerate-config", default=None, help="accelerate_configs/*.yaml (default: cpu.yaml)"
+    )
     run.add_argument("--stages", nargs="+", default=None, help="run only these stages (in pipeline order)")
-    run.add_argument("--seed", type=int, default=None, help="training seed of every stage (default: the YAMLs')")
+    run.add_argument(
+        "--seed", type=int, default=None, help="training seed of every stage (default: the YAMLs')"
+    )
     run.add_argument("--no-eval", action="store_true", help="skip the final evaluation and report")
 
     data = sub.add_parser("data", help="write the embedded datasets, their cards and a summary")
@@ -42,16 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="(re)build report.json, plots and samples of a finished run")
     report.add_argument("output_dir")
 
-    push = sub.add_parser("push", help="push a stage's output folder (model or adapter, tokenizer, code, card)")
+    push = sub.add_parser(
+        "push", help="push a stage's output folder (model or adapter, tokenizer, code, card)"
+    )
     push.add_argument("output_dir")
     push.add_argument("repo_id")
     push.add_argument("--revision", default=None, help="branch to push to (created from main if missing)")
     push.add_argument("--private", action="store_true")
-    push.add_argument("--overwrite", action="store_true", help="replace what an earlier push left on the branch")
-    push.add_argument("--merge-adapter", action="store_true", help="push the merged model instead of the adapter")
+    push.add_argument(
+        "--overwrite", action="store_true", help="replace what an earlier push left on the branch"
+    )
+    push.add_argument(
+        "--merge-adapter", action="store_true", help="push the merged model instead of the adapter"
+    )
 
     push_data = sub.add_parser("push-data", help="push a prepared dataset folder with its data card")
-    push_data.add_argument("data_dir", help="e.g. a folder written by `instructgpt data` (one dataset per subfolder)")
+    push_data.add_argument(
+        "data_dir", help="e.g. a folder written by `instructgpt data` (one dataset per subfolder)"
+    )
     push_data.add_argument("repo_id")
     push_data.add_argument("--card", default=None, help="data card (default: DATA_DIR/README.md)")
     push_data.add_argument("--revision", default=None)
@@ -108,11 +124,15 @@ def main(argv: list[str] | None = None) -> int:
                 args.data_dir, args.repo_id, card_path=args.card, revision=args.revision,
                 private=args.private, overwrite=args.overwrite,
             )  # fmt: skip
-            print(f"Pushed {args.data_dir} to dataset {args.repo_id}@{args.revision or 'main'} (commit {sha}).")
+            print(
+                f"Pushed {args.data_dir} to dataset {args.repo_id}@{args.revision or 'main'} (commit {sha})."
+            )
         elif args.command == "pull":
             from pipelines.hub import pull
 
-            path = pull(args.repo_id, revision=args.revision, repo_type=args.repo_type, local_dir=args.local_dir)
+            path = pull(
+                args.repo_id, revision=args.revision, repo_type=args.repo_type, local_dir=args.local_dir
+            )
             print(path)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         print(f"instructgpt {args.command}: error: {err}", file=sys.stderr)

@@ -146,7 +146,10 @@ def add_policy_comparisons(
             with _full_weights():
                 model = load_policy(policy, trust_remote_code, revision).to(state.device)
             noise = TaskConfig(seed=script_args.task_seed).label_noise
-            for split, rows, count, split_noise in (("train", train, n_prompts, noise), ("test", test, None, 0.0)):
+            for split, rows, count, split_noise in (
+                ("train", train, n_prompts, noise),
+                ("test", test, None, 0.0),
+            ):
                 prompts = distinct_prompts(rows, count, seed)
                 sampled = sample_comparisons(
                     model, tokenizer, prompts, samples_per_prompt=script_args.policy_samples_per_prompt,

@@ -43,17 +43,25 @@ class ScriptArguments(TrlScriptArguments):
     JSON/JSONL(.gz)/text file or folder, or a Hub dataset id (pinned with `dataset_revision`).
     """
 
-    dataset_name: str | None = field(default="embedded", metadata={"help": "'embedded', a local path or a Hub id."})
+    dataset_name: str | None = field(
+        default="embedded", metadata={"help": "'embedded', a local path or a Hub id."}
+    )
     dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of the dataset."})
-    task_seed: int = field(default=0, metadata={"help": "Seed of the embedded task's data (not of training)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training rows."})
+    task_seed: int = field(
+        default=0, metadata={"help": "Seed of the embedded task's data (not of training)."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Keep only this many training rows."}
+    )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many eval rows."})
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Tokenizer to use; defaults to the one saved with the model."}
     )
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Replace an output folder that holds something else than an earlier run of this stage."},
+        metadata={
+            "help": "Replace an output folder that holds something else than an earlier run of this stage."
+        },
     )
 
 
@@ -61,7 +69,9 @@ class ScriptArguments(TrlScriptArguments):
 class PretrainScriptArguments(ScriptArguments):
     """Pretraining builds a new model (unless `model_name_or_path` is given) and its tokenizer."""
 
-    vocab_size: int = field(default=2048, metadata={"help": "Tokenizer vocabulary to train (if none is given)."})
+    vocab_size: int = field(
+        default=2048, metadata={"help": "Tokenizer vocabulary to train (if none is given)."}
+    )
     tokenizer_train_samples: int | None = field(
         default=None, metadata={"help": "Train the tokenizer on at most this many texts."}
     )
@@ -79,7 +89,9 @@ def check_pretrain_model_args(model_args: Any) -> None:
     Without it the recipe builds a new model, whose every weight must be trained; an adapter on
     random weights (or quantised random weights) would learn nothing useful, silently.
     """
-    asked = [flag for flag in ("use_peft", "load_in_4bit", "load_in_8bit") if getattr(model_args, flag, False)]
+    asked = [
+        flag for flag in ("use_peft", "load_in_4bit", "load_in_8bit") if getattr(model_args, flag, False)
+    ]
     if asked and not model_args.model_name_or_path:
         raise ConfigError(
             f"{', '.join(asked)} set without model_name_or_path: LoRA and quantised loading adapt an existing "
@@ -104,7 +116,8 @@ class RewardScriptArguments(ScriptArguments):
     """
 
     policy_comparison_prompts: int = field(
-        default=0, metadata={"help": "Training prompts to sample policy comparisons on (0: off; embedded only)."}
+        default=0,
+        metadata={"help": "Training prompts to sample policy comparisons on (0: off; embedded only)."},
     )
     policy_samples_per_prompt: int = field(default=4, metadata={"help": "Answers sampled per prompt (K)."})
     policy_comparison_margin: float = field(
@@ -113,7 +126,9 @@ class RewardScriptArguments(ScriptArguments):
 
     def __post_init__(self) -> None:  # checked at parse time, before any model is loaded
         if self.policy_comparison_prompts < 0:
-            raise ConfigError(f"policy_comparison_prompts must be >= 0, got {self.policy_comparison_prompts}.")
+            raise ConfigError(
+                f"policy_comparison_prompts must be >= 0, got {self.policy_comparison_prompts}."
+            )
         if self.policy_comparison_prompts and self.policy_samples_per_prompt < 2:
             raise ConfigError(
                 f"policy_samples_per_prompt must be >= 2 to make a pair, got {self.policy_samples_per_prompt}."
@@ -131,7 +146,9 @@ class RLScriptArguments(ScriptArguments):
 
     reward_model_path: str | None = field(default=None, metadata={"help": "Reward model folder or Hub id."})
     reward_model_revision: str | None = None
-    max_prompt_length: int = field(default=128, metadata={"help": "Longer prompts are dropped (and counted)."})
+    max_prompt_length: int = field(
+        default=128, metadata={"help": "Longer prompts are dropped (and counted)."}
+    )
 
 
 @dataclass
@@ -148,11 +165,17 @@ class PPOScriptArguments(ScriptArguments):
     )
     value_model_revision: str | None = None
     reward_model_revision: str | None = None
-    max_prompt_length: int = field(default=128, metadata={"help": "Longer prompts are dropped (and counted)."})
+    max_prompt_length: int = field(
+        default=128, metadata={"help": "Longer prompts are dropped (and counted)."}
+    )
     ptx_coef: float = field(default=0.0, metadata={"help": "gamma of PPO-ptx; 0 is plain PPO."})
-    ptx_dataset_name: str | None = field(default="embedded", metadata={"help": "Pretraining text for PPO-ptx."})
+    ptx_dataset_name: str | None = field(
+        default="embedded", metadata={"help": "Pretraining text for PPO-ptx."}
+    )
     ptx_batch_size: int = field(default=8, metadata={"help": "Pretraining sequences per PPO micro-batch."})
-    ptx_max_length: int = field(default=128, metadata={"help": "Tokens per pretraining sequence for PPO-ptx."})
+    ptx_max_length: int = field(
+        default=128, metadata={"help": "Tokens per pretraining sequence for PPO-ptx."}
+    )
 
 
 def recipe_dataclasses(stage: str) -> tuple[type, ...]:
@@ -189,16 +212,22 @@ def parse_recipe_args(dataclass_types: tuple[type, ...], args: list[str] | None 
             raise ConfigError(f"--config {path}: no such file.")
         config = yaml.safe_load(path.read_text())
         if not isinstance(config, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping of argument names to values, got {type(config).__name__}.")
+            raise ConfigError(
+                f"{path}: expected a YAML mapping of argument names to values, got {type(config).__name__}."
+            )
         known = {f.name for cls in dataclass_types for f in fields(cls)} | {"env"}
         unknown = sorted(set(config) - known)
         if unknown:
             hints = []
             for key in unknown:
                 close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-                hints.append(f"  {key!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
+                hints.append(
+                    f"  {key!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
+                )
             raise ConfigError(
-                f"{path}: unknown key(s):\n" + "\n".join(hints) + "\nFix the spelling or remove the key; valid keys "
+                f"{path}: unknown key(s):\n"
+                + "\n".join(hints)
+                + "\nFix the spelling or remove the key; valid keys "
                 f"are the fields of {', '.join(cls.__name__ for cls in dataclass_types)}."
             )
     parser = TrlParser(dataclass_types)
@@ -216,6 +245,8 @@ def _check_flags(parser: TrlParser, args: list[str]) -> None:
             close = difflib.get_close_matches(flag, [v for v in valid if "-" not in v[2:]], n=3, cutoff=0.6)
             hints.append(f"  {flag}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         raise ConfigError(
-            "unknown command-line flag(s):\n" + "\n".join(hints) + "\nFix the spelling (flags are the full field "
+            "unknown command-line flag(s):\n"
+            + "\n".join(hints)
+            + "\nFix the spelling (flags are the full field "
             f"names of {', '.join(cls.__name__ for cls in parser.dataclass_types)})."
         )

@@ -28,13 +28,17 @@ __all__ = [
 Messages = list[dict[str, str]]
 
 
-def load_policy(path: str | Path, trust_remote_code: bool = False, revision: str | None = None) -> PreTrainedModel:
+def load_policy(
+    path: str | Path, trust_remote_code: bool = False, revision: str | None = None
+) -> PreTrainedModel:
     """A causal LM from a stage folder or Hub id (at `revision`): a full model, or a LoRA adapter on its base."""
     if (Path(path) / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
         return AutoPeftModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code).eval()
-    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision).eval()
+    return AutoModelForCausalLM.from_pretrained(
+        path, trust_remote_code=trust_remote_code, revision=revision
+    ).eval()
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -78,9 +82,10 @@ def evaluate_reward_model(
     dropped = 0
     for row in pairs:
         chosen, rejected = row["prompt"] + row["chosen"], row["prompt"] + row["rejected"]
-        if max_length is not None and max(
-            len(chat_token_ids(tokenizer, c)) for c in (chosen, rejected)
-        ) > max_length:
+        if (
+            max_length is not None
+            and max(len(chat_token_ids(tokenizer, c)) for c in (chosen, rejected)) > max_length
+        ):
             dropped += 1
             continue
         kept_chosen.append(chosen)
@@ -152,7 +157,9 @@ def response_logprobs(
     out: list[list[float]] = []
     for start in range(0, len(prompts), batch_size):
         ids, masks = [], []
-        for prompt, response in zip(prompts[start : start + batch_size], responses[start : start + batch_size], strict=True):
+        for prompt, response in zip(
+            prompts[start : start + batch_size], responses[start : start + batch_size], strict=True
+        ):
             p = chat_token_ids(tokenizer, prompt, add_generation_prompt=True)
             r = tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
             ids.append(p + r)
@@ -161,7 +168,9 @@ def response_logprobs(
         input_ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in ids])
         attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
         response_mask = torch.tensor([m + [0] * (width - len(m)) for m in masks])
-        logits = model(input_ids=input_ids.to(_device(model)), attention_mask=attention.to(_device(model))).logits
+        logits = model(
+            input_ids=input_ids.to(_device(model)), attention_mask=attention.to(_device(model))
+        ).logits
         logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
         token_lp = logprobs.gather(-1, input_ids[:, 1:, None].to(logits.device))[..., 0].cpu()
         for row in range(len(ids)):
@@ -197,7 +206,10 @@ def evaluate_policies(
     user_texts = [p[-1]["content"] for p in prompts]
     tokenizer = AutoTokenizer.from_pretrained(policies[reference])
     models = {name: load_policy(path, trust_remote_code) for name, path in policies.items()}
-    responses = {name: generate_responses(m, tokenizer, prompts, max_new_tokens, seed=seed) for name, m in models.items()}
+    responses = {
+        name: generate_responses(m, tokenizer, prompts, max_new_tokens, seed=seed)
+        for name, m in models.items()
+    }
     scores = {name: judge_batch(user_texts, r) for name, r in responses.items()}
     repeated = [p for p in prompts for _ in range(samples_per_prompt)]
     sampled_scores = {
@@ -219,7 +231,9 @@ def evaluate_policies(
             if sampled_scores:
                 versus = win_rate.compute(scores_a=sampled_scores[name], scores_b=sampled_scores[reference])
                 entry[f"sampled_win_rate_vs_{reference}"] = versus["win_rate"]
-            sampled = generate_responses(model, tokenizer, kl_prompts, max_new_tokens, do_sample=True, seed=seed)
+            sampled = generate_responses(
+                model, tokenizer, kl_prompts, max_new_tokens, do_sample=True, seed=seed
+            )
             kl = kl_metric.compute(
                 policy_logprobs=response_logprobs(model, tokenizer, kl_prompts, sampled),
                 reference_logprobs=response_logprobs(models[reference], tokenizer, kl_prompts, sampled),

@@ -36,7 +36,9 @@ __all__ = [
 Task = Literal["causal", "reward"]
 
 
-def check_model_source(name_or_path: str, revision: str | None = None, field_name: str = "model_name_or_path") -> None:
+def check_model_source(
+    name_or_path: str, revision: str | None = None, field_name: str = "model_name_or_path"
+) -> None:
     """Fail fast, before any training, when a model is neither a local folder nor a reachable Hub repo."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
@@ -47,7 +49,11 @@ def check_model_source(name_or_path: str, revision: str | None = None, field_nam
                 "config.json), or at a Hub id."
             )
         return
-    looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1 or os.sep + os.sep in name_or_path
+    looks_local = (
+        name_or_path.startswith((".", "/", "~"))
+        or name_or_path.count("/") > 1
+        or os.sep + os.sep in name_or_path
+    )
     if looks_local:
         raise ConfigError(
             f"{field_name}={name_or_path!r}: no such folder. Run the stage that writes it first, or fix the path."
@@ -132,7 +138,9 @@ def get_tokenizer(
     require_chat_template: bool = True,
 ) -> PreTrainedTokenizerBase:
     """Load a tokenizer and check what the trainers need: a pad token (and a chat template)."""
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        name_or_path, revision=revision, trust_remote_code=trust_remote_code
+    )
     if tokenizer.pad_token is None:
         raise ConfigError(
             f"The tokenizer of {name_or_path!r} has no pad token. Batches cannot be padded without one: add one "
@@ -192,7 +200,9 @@ def get_model(
             kwargs["device_map"] = {"": PartialState().local_process_index}  # one full copy per process
     if task == "reward":
         check_reward_head(name_or_path, revision, trust_remote_code, field_name="model")
-        model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=num_labels, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, num_labels=num_labels, **kwargs
+        )
         if model.config.num_labels != 1:
             raise ConfigError(
                 f"{name_or_path!r} has a {model.config.num_labels}-way head; reward and value models need a scalar "
@@ -203,7 +213,9 @@ def get_model(
     if quantization_config is not None and not torch.cuda.is_available():
         _disable_cpu_4bit_repacking(model)
     if model.config.pad_token_id is None:
-        raise ConfigError(f"{name_or_path!r}: config.pad_token_id is not set; set it to the tokenizer's pad token id.")
+        raise ConfigError(
+            f"{name_or_path!r}: config.pad_token_id is not set; set it to the tokenizer's pad token id."
+        )
     return model
 
 

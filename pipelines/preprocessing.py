@@ -35,11 +35,15 @@ def tokenize_prompts(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_prompt
 
     with PartialState().main_process_first():  # preprocessing runs once; the others read the cache
         out = ds.map(tokenize, remove_columns=ds.column_names, desc="tokenizing prompts")
-        kept = out.filter(lambda row: len(row["input_ids"]) <= max_prompt_length, desc="filtering long prompts")
+        kept = out.filter(
+            lambda row: len(row["input_ids"]) <= max_prompt_length, desc="filtering long prompts"
+        )
     if len(kept) < len(out) and PartialState().is_main_process:
         logger.warning(
             "Dropped %d of %d prompts longer than max_prompt_length=%d tokens.",
-            len(out) - len(kept), len(out), max_prompt_length,
+            len(out) - len(kept),
+            len(out),
+            max_prompt_length,
         )
     if len(kept) == 0:
         raise ValueError(f"Every prompt is longer than max_prompt_length={max_prompt_length}; raise it.")

@@ -49,7 +49,9 @@ def write_report(
     from pipelines.runner import STAGES
 
     order = {stage.name: i for i, stage in enumerate(STAGES)}
-    folders = sorted((p for p in output_dir.iterdir() if p.is_dir()), key=lambda p: (order.get(p.name, 99), p.name))
+    folders = sorted(
+        (p for p in output_dir.iterdir() if p.is_dir()), key=lambda p: (order.get(p.name, 99), p.name)
+    )
     infos = {p.name: info for p in folders if (info := read_stage_info(p))}
     report: dict[str, Any] = {
         "recipe_dir": str(recipe_dir) if recipe_dir else None,
@@ -71,7 +73,9 @@ def write_report(
     prompts = _eval_prompts(infos)
     samples: list[dict[str, Any]] = []
     if policies and "sft" in policies and prompts is not None:
-        results = evaluate_policies({k: str(v) for k, v in policies.items()}, prompts, max_new_tokens=max_new_tokens)
+        results = evaluate_policies(
+            {k: str(v) for k, v in policies.items()}, prompts, max_new_tokens=max_new_tokens
+        )
         responses, scores = results.pop("_responses"), results.pop("_scores")
         report["evaluation"] = results
         for i in range(min(8, len(prompts))):
@@ -105,7 +109,10 @@ def _attach_results_to_final_card(output_dir: Path, report: dict[str, Any]) -> N
     results = report["evaluation"][final]
     info["metrics"] = {**info.get("metrics", {}), **{f"eval_{k}": v for k, v in results.items() if k != "n"}}
     info["lineage"] = {
-        name: {"output_dir": entry["output_dir"], "datasets": (read_stage_info(output_dir / name) or {}).get("datasets")}
+        name: {
+            "output_dir": entry["output_dir"],
+            "datasets": (read_stage_info(output_dir / name) or {}).get("datasets"),
+        }
         for name, entry in report["stages"].items()
     }
     tmp = stage_dir / "stage_info.json.tmp"
@@ -159,7 +166,9 @@ def _plots(output_dir: Path, infos: dict[str, dict], report: dict[str, Any]) -> 
         ax.set_ylim(0, 1)
         ax.set_ylabel("mean gold score (held-out prompts)")
         for i, name in enumerate(names):
-            ax.text(i, evaluation[name]["gold_score"] + 0.02, f"{evaluation[name]['gold_score']:.2f}", ha="center")
+            ax.text(
+                i, evaluation[name]["gold_score"] + 0.02, f"{evaluation[name]['gold_score']:.2f}", ha="center"
+            )
         fig.tight_layout()
         fig.savefig(output_dir / "gold_scores.png", dpi=110)
         plt.close(fig)

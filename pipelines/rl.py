@@ -40,18 +40,24 @@ def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInp
     """Check sources, tokenizers and prompts first; then load the policy and the reward model."""
     policy_path, reward_path = model_args.model_name_or_path, script_args.reward_model_path
     if not reward_path:
-        raise ConfigError("reward_model_path is not set: point it at the reward stage's output folder or a Hub id.")
+        raise ConfigError(
+            "reward_model_path is not set: point it at the reward stage's output folder or a Hub id."
+        )
     check_model_source(policy_path, model_args.model_revision)
     check_model_source(reward_path, script_args.reward_model_revision, "reward_model_path")
     remote = training_args.trust_remote_code
     tokenizer = get_tokenizer(policy_path, revision=model_args.model_revision, trust_remote_code=remote,
                               padding_side="left")  # fmt: skip
-    reward_tokenizer = get_tokenizer(reward_path, revision=script_args.reward_model_revision, trust_remote_code=remote)
+    reward_tokenizer = get_tokenizer(
+        reward_path, revision=script_args.reward_model_revision, trust_remote_code=remote
+    )
     check_same_tokenizer(tokenizer, reward_tokenizer, policy_path, reward_path)
 
-
     def fits(row) -> bool:
-        return len(chat_token_ids(tokenizer, row["prompt"], add_generation_prompt=True)) <= script_args.max_prompt_length
+        return (
+            len(chat_token_ids(tokenizer, row["prompt"], add_generation_prompt=True))
+            <= script_args.max_prompt_length
+        )
 
     train, test = load_splits(script_args, "prompts")
     kept_train, kept_test = train.filter(fits), test.filter(fits)
@@ -61,7 +67,9 @@ def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInp
             len(train) - len(kept_train), len(train), script_args.max_prompt_length,
         )  # fmt: skip
     if len(kept_train) == 0:
-        raise ConfigError(f"Every prompt is longer than max_prompt_length={script_args.max_prompt_length}; raise it.")
+        raise ConfigError(
+            f"Every prompt is longer than max_prompt_length={script_args.max_prompt_length}; raise it."
+        )
     train, test = kept_train, kept_test
     policy = get_model(policy_path, model_args, revision=model_args.model_revision, trust_remote_code=remote)
     reward_model = get_model(reward_path, model_args, task="reward", revision=script_args.reward_model_revision,

@@ -68,8 +68,14 @@ def plan_stages(recipe_dir: Path, only: list[str] | None = None) -> list[Stage]:
     return planned
 
 
-def _launch_command(stage: Stage, recipe_dir: Path, output_dir: Path, accelerate_config: Path, ran: set[str],
-                    extra_args: list[str]) -> list[str]:
+def _launch_command(
+    stage: Stage,
+    recipe_dir: Path,
+    output_dir: Path,
+    accelerate_config: Path,
+    ran: set[str],
+    extra_args: list[str],
+) -> list[str]:
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config),
         str(PROJECT_ROOT / "recipes" / stage.script),
@@ -96,7 +102,9 @@ def run_pipeline(
     Returns the report (also written to `output_dir/report.json`).
     """
     recipe_dir = Path(recipe_dir) if recipe_dir else default_recipe_dir()
-    accelerate_config = Path(accelerate_config) if accelerate_config else PROJECT_ROOT / "accelerate_configs" / "cpu.yaml"
+    accelerate_config = (
+        Path(accelerate_config) if accelerate_config else PROJECT_ROOT / "accelerate_configs" / "cpu.yaml"
+    )
     output_dir = Path(output_dir)
     for path, what in ((recipe_dir, "recipe directory"), (accelerate_config, "accelerate config")):
         if not path.exists():
@@ -108,7 +116,11 @@ def run_pipeline(
     timings = _read_timings(output_dir)
     # A stage's inputs come from this run's folders: stages of this recipe dir, or finished ones
     # already in output_dir (e.g. `--stages ppo_ptx` after a run); otherwise the YAML's own value.
-    ran = {s.name for s in STAGES if (recipe_dir / f"{s.name}.yaml").is_file() or is_complete(output_dir / s.name)}
+    ran = {
+        s.name
+        for s in STAGES
+        if (recipe_dir / f"{s.name}.yaml").is_file() or is_complete(output_dir / s.name)
+    }
     env = {**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
     for index, stage in enumerate(planned, 1):
@@ -125,7 +137,9 @@ def run_pipeline(
         with log_path.open("a") as log:
             log.write(f"\n$ {' '.join(command)}\n")
             log.flush()
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+            )
             for line in process.stdout:  # progress goes to the console and the log
                 log.write(line)
                 if _worth_showing(line):
@@ -152,7 +166,10 @@ def run_pipeline(
 
 def _worth_showing(line: str) -> bool:
     """Stage output worth echoing: losses and errors, not every progress-bar redraw."""
-    return line.startswith(("{'loss'", "{'train_", "{'eval_", "{'eps'", "Traceback", "pipelines.")) or "Error" in line
+    return (
+        line.startswith(("{'loss'", "{'train_", "{'eval_", "{'eps'", "Traceback", "pipelines."))
+        or "Error" in line
+    )
 
 
 def _read_timings(output_dir: Path) -> dict[str, float]:

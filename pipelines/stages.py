@@ -103,7 +103,9 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
         if any((item / f).is_file() for f in CHECKPOINT_COMPLETE_FILES):
             return str(item)
         if PartialState().is_main_process:
-            logger.warning("%s is incomplete (the run was stopped while saving it): not resuming from it.", item)
+            logger.warning(
+                "%s is incomplete (the run was stopped while saving it): not resuming from it.", item
+            )
     return None
 
 
@@ -146,7 +148,9 @@ def prepare_output_dir(
             started_with = json.loads(marker.read_text()).get("config")
             # Only a run with a checkpoint has anything to mix up; one that never saved restarts freely.
             if resume_from and config is not None and started_with is not None and started_with != config:
-                changed = sorted(k for k in set(config) | set(started_with) if config.get(k) != started_with.get(k))
+                changed = sorted(
+                    k for k in set(config) | set(started_with) if config.get(k) != started_with.get(k)
+                )
                 raise ConfigError(
                     f"{path} holds an unfinished {stage} run started with other arguments ({', '.join(changed)}); "
                     "resuming it would mix two runs. Run the same command as before to resume, or choose another "
@@ -180,12 +184,16 @@ def _set_aside(path: Path) -> None:
     aside = overwritten_dir(path)
     if aside.exists():  # set aside by an earlier attempt that did not finish: that copy is the user's
         shutil.rmtree(path)
-        logger.warning("%s: starting over; its contents before the first overwrite are still in %s.", path, aside)
+        logger.warning(
+            "%s: starting over; its contents before the first overwrite are still in %s.", path, aside
+        )
         return
     try:
         os.replace(path, aside)
     except OSError as err:  # a mount point or another filesystem: cannot move, delete as asked
-        logger.warning("%s cannot be moved aside (%s): deleting it, as --overwrite_output_dir asks.", path, err)
+        logger.warning(
+            "%s cannot be moved aside (%s): deleting it, as --overwrite_output_dir asks.", path, err
+        )
         shutil.rmtree(path)
         return
     logger.warning("%s: previous contents moved to %s; deleted once this run completes.", path, aside)
@@ -279,13 +287,18 @@ def finish_stage(
     script_args, training_args, model_args = args
     output_dir = Path(training_args.output_dir)
     config = dataclass_config(*args)
-    config["push_to_hub"] = push_to_hub  # the recipes clear `push_to_hub` so that the trainer does not push itself
+    config["push_to_hub"] = (
+        push_to_hub  # the recipes clear `push_to_hub` so that the trainer does not push itself
+    )
     base_model = None
     if model_args.model_name_or_path:
         try:  # a Hub id resolves to the commit sha it was loaded at
             base_model = resolve_source(model_args.model_name_or_path, model_args.model_revision)
         except Exception:  # noqa: BLE001 - lineage must never fail a finished training run
-            base_model = {"name_or_path": model_args.model_name_or_path, "revision": model_args.model_revision}
+            base_model = {
+                "name_or_path": model_args.model_name_or_path,
+                "revision": model_args.model_revision,
+            }
     info = {
         "stage": stage,
         "recipe": f"recipes/{stage}.py",
@@ -293,8 +306,13 @@ def finish_stage(
         "config_hash": config_hash(config),
         "base_model": base_model,
         "datasets": datasets
-        or [{"name": script_args.dataset_name, "config": script_args.dataset_config,
-             "revision": script_args.dataset_revision}],  # fmt: skip
+        or [
+            {
+                "name": script_args.dataset_name,
+                "config": script_args.dataset_config,
+                "revision": script_args.dataset_revision,
+            }
+        ],  # fmt: skip
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))},
         "seed": training_args.seed,
         "hub": {"repo_id": None, "revision": None},
@@ -308,7 +326,9 @@ def finish_stage(
             from pipelines.hub import push_stage
 
             if not training_args.hub_model_id:
-                raise ConfigError("push_to_hub is set but hub_model_id is not: name the repo, e.g. `you/tiny-sft`.")
+                raise ConfigError(
+                    "push_to_hub is set but hub_model_id is not: name the repo, e.g. `you/tiny-sft`."
+                )
             sha = push_stage(output_dir, training_args.hub_model_id, revision=training_args.hub_revision)
             logger.warning("Pushed %s to %s (commit %s).", output_dir, training_args.hub_model_id, sha)
     PartialState().wait_for_everyone()

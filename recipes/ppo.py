@@ -35,7 +35,10 @@ from pipelines.stages import finish_stage, prepare_output_dir
 def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
     resume_from = prepare_output_dir(
-        training_args.output_dir, "ppo", script_args.overwrite_output_dir, (script_args, training_args, model_args)
+        training_args.output_dir,
+        "ppo",
+        script_args.overwrite_output_dir,
+        (script_args, training_args, model_args),
     )
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     policy_path, reward_path = model_args.model_name_or_path, training_args.reward_model_path
@@ -52,11 +55,17 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
 
     # PPO generates on the right of the prompt: left padding is required.
     tokenizer = get_tokenizer(
-        script_args.tokenizer_name_or_path or policy_path, revision=model_args.model_revision,
-        trust_remote_code=remote, padding_side="left",
+        script_args.tokenizer_name_or_path or policy_path,
+        revision=model_args.model_revision,
+        trust_remote_code=remote,
+        padding_side="left",
     )
-    check_same_tokenizer(tokenizer, get_tokenizer(reward_path, revision=script_args.reward_model_revision,
-                                                  trust_remote_code=remote), policy_path, reward_path)
+    check_same_tokenizer(
+        tokenizer,
+        get_tokenizer(reward_path, revision=script_args.reward_model_revision, trust_remote_code=remote),
+        policy_path,
+        reward_path,
+    )
     train, test = (tokenize_prompts(split, tokenizer, script_args.max_prompt_length)
                    for split in load_splits(script_args, "prompts"))  # fmt: skip
     ptx = None
@@ -66,12 +75,25 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
 
     peft_config = get_peft_config(model_args)
     policy = get_model(policy_path, model_args, revision=model_args.model_revision, trust_remote_code=remote)
-    ref_model = None if peft_config else get_model(policy_path, model_args, revision=model_args.model_revision,
-                                                   trust_remote_code=remote)
-    reward_model = get_model(reward_path, model_args, task="reward", revision=script_args.reward_model_revision,
-                             trust_remote_code=remote)
-    value_model = get_model(value_path, model_args, task="reward", revision=script_args.value_model_revision,
-                            trust_remote_code=remote)
+    ref_model = (
+        None
+        if peft_config
+        else get_model(policy_path, model_args, revision=model_args.model_revision, trust_remote_code=remote)
+    )
+    reward_model = get_model(
+        reward_path,
+        model_args,
+        task="reward",
+        revision=script_args.reward_model_revision,
+        trust_remote_code=remote,
+    )
+    value_model = get_model(
+        value_path,
+        model_args,
+        task="reward",
+        revision=script_args.value_model_revision,
+        trust_remote_code=remote,
+    )
 
     trainer = PPOTrainer(
         args=training_args,
@@ -89,7 +111,11 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     )
     attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR
     trainer.train(resume_from_checkpoint=resume_from)
-    prompts_source = {"name": script_args.dataset_name, "kind": "prompts", "revision": script_args.dataset_revision}
+    prompts_source = {
+        "name": script_args.dataset_name,
+        "kind": "prompts",
+        "revision": script_args.dataset_revision,
+    }
     ptx_source = {"name": script_args.ptx_dataset_name, "kind": "pretrain", "revision": None}
     finish_stage(
         trainer, "ppo", (script_args, training_args, model_args),

@@ -27,7 +27,10 @@ def main(script_args: PretrainScriptArguments, training_args: SFTConfig, model_a
     set_seed(training_args.seed)
     check_pretrain_model_args(model_args)  # LoRA/QLoRA need a model to adapt
     resume_from = prepare_output_dir(
-        training_args.output_dir, "pretrain", script_args.overwrite_output_dir, (script_args, training_args, model_args)
+        training_args.output_dir,
+        "pretrain",
+        script_args.overwrite_output_dir,
+        (script_args, training_args, model_args),
     )
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     if model_args.model_name_or_path:

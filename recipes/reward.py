@@ -27,7 +27,10 @@ from pipelines.stages import finish_stage, log_length_report, prepare_output_dir
 def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
     resume_from = prepare_output_dir(
-        training_args.output_dir, "reward", script_args.overwrite_output_dir, (script_args, training_args, model_args)
+        training_args.output_dir,
+        "reward",
+        script_args.overwrite_output_dir,
+        (script_args, training_args, model_args),
     )
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     check_model_source(model_args.model_name_or_path, model_args.model_revision)
@@ -35,18 +38,29 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     train, test = load_splits(script_args, "preference")
     tokenizer = get_tokenizer(
         script_args.tokenizer_name_or_path or model_args.model_name_or_path,
-        revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
     )
     # InstructGPT's rankings of SFT samples, labelled by the gold judge (policy_comparison_prompts > 0).
     train, policy_test = add_policy_comparisons(
-        train, test, script_args, model_args.model_name_or_path, tokenizer, training_args.output_dir, training_args.seed,
-        trust_remote_code=training_args.trust_remote_code, revision=model_args.model_revision,
+        train,
+        test,
+        script_args,
+        model_args.model_name_or_path,
+        tokenizer,
+        training_args.output_dir,
+        training_args.seed,
+        trust_remote_code=training_args.trust_remote_code,
+        revision=model_args.model_revision,
     )
     log_length_report(train, tokenizer, training_args.max_length, "preference", script_args.dataset_name)
 
     model = get_model(
-        model_args.model_name_or_path, model_args, task="reward",
-        revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
+        model_args.model_name_or_path,
+        model_args,
+        task="reward",
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
     )
     trainer = RewardTrainer(
         model=model,
@@ -61,7 +75,9 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     accuracy = evaluate_reward_model(trainer.model, tokenizer, test, max_length=training_args.max_length)
     metrics = {f"eval_{k}": v for k, v in accuracy.items()}
     if policy_test is not None:  # held-out pairs of the policy's own samples: what PPO will show it
-        on_policy = evaluate_reward_model(trainer.model, tokenizer, policy_test, max_length=training_args.max_length)
+        on_policy = evaluate_reward_model(
+            trainer.model, tokenizer, policy_test, max_length=training_args.max_length
+        )
         metrics |= {"eval_policy_accuracy": on_policy["accuracy"], "eval_policy_n": on_policy["n"]}
     trainer.log(dict(metrics))  # Trainer.log adds "epoch" to the dict it is given
     finish_stage(trainer, "reward", (script_args, training_args, model_args), metrics, push_to_hub=push)

@@ -21,7 +21,10 @@ from pipelines.stages import finish_stage, prepare_output_dir
 def main(script_args: RLScriptArguments, training_args: RLOOConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
     resume_from = prepare_output_dir(
-        training_args.output_dir, "rloo", script_args.overwrite_output_dir, (script_args, training_args, model_args)
+        training_args.output_dir,
+        "rloo",
+        script_args.overwrite_output_dir,
+        (script_args, training_args, model_args),
     )
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     inputs = load_online_rl_inputs(script_args, training_args, model_args)

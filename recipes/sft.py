@@ -22,7 +22,10 @@ from pipelines.stages import finish_stage, log_length_report, prepare_output_dir
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
     resume_from = prepare_output_dir(
-        training_args.output_dir, "sft", script_args.overwrite_output_dir, (script_args, training_args, model_args)
+        training_args.output_dir,
+        "sft",
+        script_args.overwrite_output_dir,
+        (script_args, training_args, model_args),
     )
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     check_model_source(model_args.model_name_or_path, model_args.model_revision)
@@ -30,13 +33,16 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     train, test = load_splits(script_args, "sft")
     tokenizer = get_tokenizer(
         script_args.tokenizer_name_or_path or model_args.model_name_or_path,
-        revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
     )
     log_length_report(train, tokenizer, training_args.max_length, "sft", script_args.dataset_name)
 
     model = get_model(
-        model_args.model_name_or_path, model_args,
-        revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code,
+        model_args.model_name_or_path,
+        model_args,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
     )
     trainer = SFTTrainer(
         model=model,

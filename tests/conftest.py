@@ -47,7 +47,12 @@ def shared_data() -> Path:
 TINY_TEXTS = [
     f"the {a} {b} jumps over {n} lazy {c}s and counts to {n + 3}."
     for n, (a, b, c) in enumerate(
-        [(a, b, c) for a in ("quick", "slow", "red", "big") for b in ("fox", "cat", "owl") for c in ("dog", "hen")]
+        [
+            (a, b, c)
+            for a in ("quick", "slow", "red", "big")
+            for b in ("fox", "cat", "owl")
+            for c in ("dog", "hen")
+        ]
         * 20
     )
 ]

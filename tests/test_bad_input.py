@@ -305,7 +305,9 @@ def test_model_source_hub_id_that_does_not_exist(tmp_path, hub, monkeypatch):
 
 
 def test_pretraining_lora_without_a_model_to_adapt(tmp_path, monkeypatch):
-    message = _fails("pretrain", _args("pretrain", tmp_path, tmp_path, use_peft=True, load_in_4bit=True), monkeypatch)
+    message = _fails(
+        "pretrain", _args("pretrain", tmp_path, tmp_path, use_peft=True, load_in_4bit=True), monkeypatch
+    )
     assert message.startswith("use_peft, load_in_4bit set without model_name_or_path")
     assert "Set model_name_or_path" in message and "remove use_peft / load_in_4bit" in message
     assert not (tmp_path / "out").exists(), "the output folder was touched before the arguments were checked"

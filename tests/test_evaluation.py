@@ -38,11 +38,17 @@ def test_sampled_scores_judge_temperature_one_samples(tiny_model_dir, prompts, m
     from pipelines.evaluation import evaluate_policies, generate_responses, load_policy
 
     monkeypatch.setattr(pipelines.data, "judge_batch", _length_judge)
-    results = evaluate_policies({"sft": tiny_model_dir}, prompts, max_new_tokens=8, samples_per_prompt=3, seed=5)
+    results = evaluate_policies(
+        {"sft": tiny_model_dir}, prompts, max_new_tokens=8, samples_per_prompt=3, seed=5
+    )
     model, tokenizer = load_policy(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
-    samples = generate_responses(model, tokenizer, [p for p in prompts for _ in range(3)], 8, do_sample=True, seed=6)
+    samples = generate_responses(
+        model, tokenizer, [p for p in prompts for _ in range(3)], 8, do_sample=True, seed=6
+    )
     greedy = generate_responses(model, tokenizer, prompts, 8)
-    assert results["sft"]["sampled_gold_score"] == pytest.approx(sum(_length_judge(None, samples)) / len(samples))
+    assert results["sft"]["sampled_gold_score"] == pytest.approx(
+        sum(_length_judge(None, samples)) / len(samples)
+    )
     assert results["sft"]["gold_score"] == pytest.approx(sum(_length_judge(None, greedy)) / len(greedy))
     assert any(s != greedy[i // 3] for i, s in enumerate(samples))  # sampled, not greedy
     no_sampling = evaluate_policies({"sft": tiny_model_dir}, prompts, max_new_tokens=8, samples_per_prompt=0)

@@ -203,7 +203,9 @@ def test_tokens_never_reach_logs_cards_or_saved_configs(toy_run, hub, tmp_path):
     config = stage_info(toy_run.root / "sft")["config"]
     assert config["hub_model_id"] == HUB_IDS["sft"] and config["hub_token"] in (None, "<redacted>")
     assert config["push_to_hub"] is True  # as the user asked, though the trainer itself was told not to push
-    assert stage_info(toy_run.root / "pretrain")["config"]["push_to_hub"] is False  # pushed later, by `instructgpt push`
+    assert (
+        stage_info(toy_run.root / "pretrain")["config"]["push_to_hub"] is False
+    )  # pushed later, by `instructgpt push`
 
 
 # ----------------------------------------------------------------------------------------- second run

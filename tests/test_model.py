@@ -62,7 +62,9 @@ def test_eager_and_sdpa_agree(tiny_tokenizer, cls):
     eager = _model(tiny_tokenizer, cls, num_labels=1)
     eager.config._attn_implementation = "eager"
     assert sdpa.config._attn_implementation == "sdpa"  # the default
-    batch = tiny_tokenizer(["the quick fox", "the slow red cat jumps over 3 lazy hens"], padding=True, return_tensors="pt")
+    batch = tiny_tokenizer(
+        ["the quick fox", "the slow red cat jumps over 3 lazy hens"], padding=True, return_tensors="pt"
+    )
     torch.testing.assert_close(sdpa(**batch).logits, eager(**batch).logits, atol=1e-5, rtol=1e-4)
 
 
@@ -208,7 +210,10 @@ def test_trust_remote_code_load_without_pipelines(tiny_model_dir, tmp_path):
         [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    line = next((x for x in result.stdout.splitlines() if x.startswith("RESULT ")), result.stdout + result.stderr[-3000:])
+    line = next(
+        (x for x in result.stdout.splitlines() if x.startswith("RESULT ")),
+        result.stdout + result.stderr[-3000:],
+    )
     assert line.startswith("RESULT "), line
     module, lm_name, rm_name, new_tokens = line.split()[1:]
     assert module.startswith("transformers_modules")
@@ -277,7 +282,9 @@ def test_qlora_4bit_step_on_cpu(tiny_model_dir):
         pytest.skip(f"this bitsandbytes build ({bnb.__version__}) cannot load 4-bit on CPU: {err}")
     assert isinstance(model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     ids = torch.tensor([tok("the quick fox jumps over").input_ids])
     before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
@@ -311,6 +318,8 @@ def test_training_forward_builds_no_cache_so_packing_stays_exact(tiny_tokenizer)
     a = _ids(tiny_tokenizer, "the quick fox jumps")
     b = _ids(tiny_tokenizer, "the big owl counts to 12")
     position_ids = torch.cat([torch.arange(a.shape[1]), torch.arange(b.shape[1])]).unsqueeze(0)
-    out = model(torch.cat([a, b], dim=1), position_ids=position_ids)  # as TRL's padding-free collator calls it
+    out = model(
+        torch.cat([a, b], dim=1), position_ids=position_ids
+    )  # as TRL's padding-free collator calls it
     assert out.past_key_values is None
     torch.testing.assert_close(out.logits[:, a.shape[1] :], model(b).logits, atol=1e-5, rtol=1e-4)

@@ -71,5 +71,7 @@ def test_continued_pretraining_with_lora_saves_a_trained_adapter(tmp_path, tiny_
                                       lora_alpha=8, max_steps=3, learning_rate=0.01))  # fmt: skip
     assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
     lora_b = [w for name, w in load_file(out / "adapter_model.safetensors").items() if "lora_B" in name]
-    assert lora_b and any(w.abs().sum() > 0 for w in lora_b), "LoRA B starts at zero: the adapter was not trained"
+    assert lora_b and any(w.abs().sum() > 0 for w in lora_b), (
+        "LoRA B starts at zero: the adapter was not trained"
+    )
     assert type(load_policy(out)).__name__ == "PeftModelForCausalLM"

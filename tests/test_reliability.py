@@ -106,7 +106,9 @@ def test_overwrite_empties_the_folder_and_keeps_its_contents_aside(tmp_path):
     assert sorted(p.name for p in aside.iterdir()) == ["notes.txt"]
 
 
-def test_overwrite_with_bad_input_loses_nothing_and_a_finished_run_drops_the_old_copy(tmp_path, tiny_model_dir):
+def test_overwrite_with_bad_input_loses_nothing_and_a_finished_run_drops_the_old_copy(
+    tmp_path, tiny_model_dir
+):
     from recipe_runs import run_recipe, stage_args, write_jsonl
 
     from pipelines.data import DataValidationError

@@ -69,7 +69,9 @@ def test_ppo_and_eval_prompts_are_disjoint_from_training(task):
     for split in ("train", "test"):
         trained |= _texts(task["sft"][split], "messages") | _texts(task["preference"][split], "prompt")
     ppo, evaluation = _texts(task["prompts"]["train"], "prompt"), _texts(task["prompts"]["test"], "prompt")
-    assert len(ppo) == TaskConfig().ppo_prompts and len(evaluation) == TaskConfig().eval_prompts  # all distinct
+    assert (
+        len(ppo) == TaskConfig().ppo_prompts and len(evaluation) == TaskConfig().eval_prompts
+    )  # all distinct
     assert not ppo & trained and not evaluation & trained and not ppo & evaluation
 
 

@@ -26,14 +26,19 @@ def test_an_answers_first_word_is_the_same_token_as_elsewhere(tiny_tokenizer):
 def test_conversation_tokens_are_prompt_tokens_then_answer_then_eos(tiny_tokenizer):
     # PPO scores query + generated ids; the reward model was trained on the whole rendered conversation.
     whole = _ids(tiny_tokenizer, tiny_tokenizer.apply_chat_template(CONVERSATION, tokenize=False))
-    prompt = _ids(tiny_tokenizer, tiny_tokenizer.apply_chat_template(CONVERSATION[:1], tokenize=False, add_generation_prompt=True))
+    prompt = _ids(
+        tiny_tokenizer,
+        tiny_tokenizer.apply_chat_template(CONVERSATION[:1], tokenize=False, add_generation_prompt=True),
+    )
     answer = _ids(tiny_tokenizer, CONVERSATION[1]["content"])
     assert whole == prompt + answer + [tiny_tokenizer.eos_token_id]
     assert tiny_tokenizer.decode(answer).strip() == CONVERSATION[1]["content"]
 
 
 def test_assistant_mask_covers_the_answer_and_its_eos(tiny_tokenizer):
-    out = tiny_tokenizer.apply_chat_template(CONVERSATION, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    out = tiny_tokenizer.apply_chat_template(
+        CONVERSATION, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     ids, mask = out["input_ids"], out["assistant_masks"]
     masked = [i for i, m in zip(ids, mask, strict=True) if m]
     assert masked == _ids(tiny_tokenizer, "fox fox fox") + [tiny_tokenizer.eos_token_id]

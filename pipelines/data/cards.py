@@ -258,7 +258,14 @@ def _render_preference(stats: dict[str, Any], config: TaskConfig) -> str:
         "mean_rejected_words",
         "length_baseline_accuracy",
     ]
-    return f"""{_yaml("InstructGPT pipelines embedded task: comparisons (reward model)", ["text-classification"], total, list(per))}
+    return f"""{
+        _yaml(
+            "InstructGPT pipelines embedded task: comparisons (reward model)",
+            ["text-classification"],
+            total,
+            list(per),
+        )
+    }
 
 # embedded-preference
 
@@ -266,8 +273,9 @@ Explicit-prompt conversational comparisons: `prompt` (a user message), `chosen` 
 (one assistant message each). Every pair is a correct answer against a plausible near-miss that
 violates the instruction (count off by one, wrong case, arithmetic off by one, wrong final word, a
 word from another category, a letter dropped or swapped...). Hard negatives (list answers of the
-right length with a duplicated or off-category item) are {"included" if config.hard_negatives else
-"not included (`TaskConfig(hard_negatives=True)` adds them)"}.
+right length with a duplicated or off-category item) are {
+        "included" if config.hard_negatives else "not included (`TaskConfig(hard_negatives=True)` adds them)"
+    }.
 
 The preference is labelled by the gold judge, then flipped with probability `label_noise` =
 {config.label_noise} in the TRAIN split only (InstructGPT's labelers agreed about 73% of the time; at

@@ -221,7 +221,9 @@ class PicoGPTDecoderLayer(GradientCheckpointingLayer):
         super().__init__()
         self.input_layernorm = PicoGPTLayerNorm(config.hidden_size, config.layer_norm_eps, config.bias)
         self.self_attn = PicoGPTAttention(config, layer_idx)
-        self.post_attention_layernorm = PicoGPTLayerNorm(config.hidden_size, config.layer_norm_eps, config.bias)
+        self.post_attention_layernorm = PicoGPTLayerNorm(
+            config.hidden_size, config.layer_norm_eps, config.bias
+        )
         self.mlp = PicoGPTMLP(config)
         self.resid_dropout = nn.Dropout(config.dropout)
 
@@ -241,7 +243,9 @@ class PicoGPTDecoderLayer(GradientCheckpointingLayer):
             **kwargs,
         )
         hidden_states = hidden_states + self.resid_dropout(attn_output)
-        hidden_states = hidden_states + self.resid_dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
+        hidden_states = hidden_states + self.resid_dropout(
+            self.mlp(self.post_attention_layernorm(hidden_states))
+        )
         return hidden_states  # (B, T, C)
 
 
@@ -287,7 +291,11 @@ class PicoGPTPreTrainedModel(PreTrainedModel):
         """
         std = self.config.initializer_range
         if isinstance(module, nn.Linear):
-            scale = 1.0 / math.sqrt(2 * self.config.num_hidden_layers) if getattr(module, "is_residual_out", False) else 1.0
+            scale = (
+                1.0 / math.sqrt(2 * self.config.num_hidden_layers)
+                if getattr(module, "is_residual_out", False)
+                else 1.0
+            )
             init.normal_(module.weight, mean=0.0, std=std * scale)
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -459,7 +467,9 @@ class PicoGPTForCausalLM(PicoGPTPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs
+            )
 
         return CausalLMOutputWithPast(
             loss=loss,
@@ -528,7 +538,9 @@ class PicoGPTForSequenceClassification(PicoGPTPreTrainedModel):
 
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, pooled_logits=pooled_logits, config=self.config)
+            loss = self.loss_function(
+                logits=logits, labels=labels, pooled_logits=pooled_logits, config=self.config
+            )
 
         return SequenceClassifierOutputWithPast(
             loss=loss,
