@@ -91,6 +91,17 @@ def test_bad_arguments_are_refused(policy, preference):
         sample_comparisons(model, tokenizer, prompts, judge=lambda p, a: 0.5, max_new_tokens=4)
 
 
+def _reward_args(prompts: int, samples: int, margin: float) -> SimpleNamespace:
+    """The reward recipe's script arguments that `add_policy_comparisons` reads."""
+    return SimpleNamespace(
+        policy_comparison_prompts=prompts,
+        policy_samples_per_prompt=samples,
+        policy_comparison_margin=margin,
+        dataset_name="embedded",
+        task_seed=0,
+    )
+
+
 def test_reward_stage_samples_once_and_a_resumed_run_reuses_the_file(
     policy, preference, tiny_model_dir, tmp_path, monkeypatch
 ):
@@ -104,10 +115,7 @@ def test_reward_stage_samples_once_and_a_resumed_run_reuses_the_file(
         return original(*args, **{**kwargs, "judge": _length_judge})
 
     monkeypatch.setattr(comparisons, "sample_comparisons", counting)
-    args = SimpleNamespace(
-        policy_comparison_prompts=5, policy_samples_per_prompt=3, policy_comparison_margin=0.25,
-        dataset_name="embedded", task_seed=0,
-    )  # fmt: skip
+    args = _reward_args(prompts=5, samples=3, margin=0.25)
     train, test = preference["train"].select(range(60)), preference["test"].select(range(12))
     _, tokenizer = policy
     first, first_test = comparisons.add_policy_comparisons(
@@ -145,10 +153,7 @@ def test_the_sampled_policy_is_loaded_at_the_model_revision(
         return original(path, trust_remote_code)
 
     monkeypatch.setattr(evaluation, "load_policy", recording)
-    args = SimpleNamespace(
-        policy_comparison_prompts=2, policy_samples_per_prompt=2, policy_comparison_margin=0.0,
-        dataset_name="embedded", task_seed=0,
-    )  # fmt: skip
+    args = _reward_args(prompts=2, samples=2, margin=0.0)
     train, test = preference["train"].select(range(20)), preference["test"].select(range(4))
     monkeypatch.setattr(comparisons, "sample_comparisons", lambda *a, **k: train.select(range(2)))
     comparisons.add_policy_comparisons(
