@@ -122,7 +122,7 @@ def prepare_output_dir(
     - an unfinished earlier run of this stage: resume from its last complete `checkpoint-*`,
       provided `args` (the parsed recipe arguments) are the ones it was started with;
     - a finished run of this stage, or anything else: refuse, unless `overwrite` (then the
-      folder is emptied, on the main process only).
+      folder's contents are set aside, on the main process only, until the new run completes).
     """
     # Unsynchronised replicas (a multi-process launch Accelerate did not join) would race on the folder.
     check_process_group()
@@ -287,9 +287,8 @@ def finish_stage(
     script_args, training_args, model_args = args
     output_dir = Path(training_args.output_dir)
     config = dataclass_config(*args)
-    config["push_to_hub"] = (
-        push_to_hub  # the recipes clear `push_to_hub` so that the trainer does not push itself
-    )
+    # The recipes clear `push_to_hub` on the trainer so that it does not push by itself: record the user's.
+    config["push_to_hub"] = push_to_hub
     base_model = None
     if model_args.model_name_or_path:
         try:  # a Hub id resolves to the commit sha it was loaded at
@@ -312,7 +311,7 @@ def finish_stage(
                 "config": script_args.dataset_config,
                 "revision": script_args.dataset_revision,
             }
-        ],  # fmt: skip
+        ],
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))},
         "seed": training_args.seed,
         "hub": {"repo_id": None, "revision": None},
