@@ -38,7 +38,17 @@ Messages = list[dict[str, str]]
 
 
 def distinct_prompts(rows: Dataset, limit: int | None = None, seed: int = 0) -> list[Messages]:
-    """The distinct prompts of a preference split, in a seeded random order, at most `limit`."""
+    """The distinct prompts of a preference split, in a seeded random order, at most `limit`.
+
+    Each prompt is drawn once (and answered K times), as InstructGPT deduplicated its prompts. A
+    kind's share of the draw is its share of the distinct prompts, not of the rows: in the embedded
+    task list instructions have 80 distinct training prompts against 6000 for end words, so the tiny
+    recipe's 4000 prompts hold 28 list prompts. Drawing prompts as often as they have rows (every
+    kind a quarter) was measured on the tiny recipe and not kept: on-policy reward accuracy rose
+    (0.817 -> 0.833; lists 0.63 -> 0.68), but PPO learned to repeat one item ("wolf, wolf, wolf")
+    and lost on lists, and its win rate over SFT fell on both seeds tried (seed 42: 0.520 -> 0.495,
+    seed 1: 0.527 -> 0.453).
+    """
     seen: set[str] = set()
     prompts: list[Messages] = []
     for prompt in rows["prompt"]:

@@ -19,6 +19,8 @@ from pipelines.preprocessing import chat_token_ids
 __all__ = [
     "evaluate_policies",
     "evaluate_reward_model",
+    "decode_responses",
+    "generate_response_ids",
     "generate_responses",
     "load_policy",
     "response_logprobs",
@@ -104,7 +106,7 @@ def evaluate_reward_model(
 
 
 @torch.no_grad()
-def generate_responses(
+def generate_response_ids(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[Messages],
@@ -113,14 +115,20 @@ def generate_responses(
     do_sample: bool = False,
     temperature: float = 1.0,
     seed: int = 0,
-) -> list[str]:
-    """Responses of a policy to conversational prompts (greedy unless `do_sample`)."""
+) -> list[list[int]]:
+    """The token ids of each response as the policy generated them (greedy unless `do_sample`).
+
+    A response runs up to and including its first EOS; one cut at `max_new_tokens` has no EOS.
+    Scoring these ids (`response_logprobs`) scores exactly what was sampled: decoding and
+    tokenising again can give other tokens, and would add an EOS the policy never produced.
+    """
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"  # generation continues on the right
     model.eval()
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    out: list[str] = []
+    eos = tokenizer.eos_token_id
+    out: list[list[int]] = []
     try:
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(
@@ -134,14 +142,37 @@ def generate_responses(
                 top_k=0 if do_sample else None,
                 top_p=1.0 if do_sample else None,
                 pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=eos,
             )
-            new_tokens = generated[:, batch["input_ids"].shape[1] :]
-            out.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+            # (B, prompt + new) -> the new tokens; after a row's EOS, generate() fills in padding.
+            for row in generated[:, batch["input_ids"].shape[1] :].tolist():
+                out.append(row[: row.index(eos) + 1] if eos in row else row)
     finally:
         tokenizer.padding_side = padding_side
         torch.random.set_rng_state(generator_state)
-    return [text.strip() for text in out]
+    return out
+
+
+def decode_responses(tokenizer: PreTrainedTokenizerBase, response_ids: Sequence[Sequence[int]]) -> list[str]:
+    """The text of generated responses, special tokens and surrounding whitespace removed."""
+    return [text.strip() for text in tokenizer.batch_decode(response_ids, skip_special_tokens=True)]
+
+
+def generate_responses(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Messages],
+    max_new_tokens: int = 32,
+    batch_size: int = 64,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
+    """Responses of a policy to conversational prompts (greedy unless `do_sample`), as text."""
+    ids = generate_response_ids(
+        model, tokenizer, prompts, max_new_tokens, batch_size, do_sample, temperature, seed
+    )
+    return decode_responses(tokenizer, ids)
 
 
 @torch.no_grad()
@@ -149,10 +180,14 @@ def response_logprobs(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[Messages],
-    responses: Sequence[str],
+    responses: Sequence[str] | Sequence[Sequence[int]],
     batch_size: int = 64,
 ) -> list[list[float]]:
-    """Per-token log-probabilities of each response (its EOS included) given its prompt."""
+    """Per-token log-probabilities of each response given its prompt.
+
+    A response given as text is tokenised and scored with an EOS after it; one given as token ids
+    (from `generate_response_ids`) is scored exactly as it was generated.
+    """
     model.eval()
     out: list[list[float]] = []
     for start in range(0, len(prompts), batch_size):
@@ -161,7 +196,11 @@ def response_logprobs(
             prompts[start : start + batch_size], responses[start : start + batch_size], strict=True
         ):
             p = chat_token_ids(tokenizer, prompt, add_generation_prompt=True)
-            r = tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+            r = (
+                tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+                if isinstance(response, str)
+                else list(response)
+            )
             ids.append(p + r)
             masks.append([0] * len(p) + [1] * len(r))
         width = max(map(len, ids))
@@ -184,7 +223,6 @@ def evaluate_policies(
     prompts: Sequence[Messages],
     reference: str = "sft",
     max_new_tokens: int = 32,
-    kl_samples: int = 64,
     seed: int = 0,
     trust_remote_code: bool = False,
     samples_per_prompt: int = 4,
@@ -194,8 +232,9 @@ def evaluate_policies(
     `gold_score` and `win_rate_vs_<reference>` judge greedy responses (the policy's best answer).
     `sampled_gold_score` and `sampled_win_rate_vs_<reference>` judge `samples_per_prompt` responses
     per prompt sampled at temperature 1 (0: skip), the distribution PPO optimises; the j-th sample
-    of each policy meets the j-th of the reference. KL(policy || reference) is estimated on
-    `kl_samples` responses sampled from the policy at temperature 1, as PPO measures it.
+    of each policy meets the j-th of the reference. `kl_to_<reference>` estimates KL(policy ||
+    reference) on the same samples, as PPO measures it: the mean over responses of the summed
+    per-token log-ratio, on the tokens the policy generated (it needs `samples_per_prompt` >= 1).
     """
     from transformers import AutoTokenizer
 
@@ -212,14 +251,17 @@ def evaluate_policies(
     }
     scores = {name: judge_batch(user_texts, r) for name, r in responses.items()}
     repeated = [p for p in prompts for _ in range(samples_per_prompt)]
+    sampled_ids = {
+        name: generate_response_ids(m, tokenizer, repeated, max_new_tokens, do_sample=True, seed=seed + 1)
+        for name, m in (models.items() if samples_per_prompt else ())
+    }
+    repeated_texts = [t for t in user_texts for _ in range(samples_per_prompt)]
     sampled_scores = {
-        name: judge_batch([t for t in user_texts for _ in range(samples_per_prompt)],
-                          generate_responses(m, tokenizer, repeated, max_new_tokens, do_sample=True, seed=seed + 1))
-        for name, m in models.items()
-    } if samples_per_prompt else {}  # fmt: skip
+        name: judge_batch(repeated_texts, decode_responses(tokenizer, ids))
+        for name, ids in sampled_ids.items()
+    }
     win_rate = load_metric("gold_win_rate")
     kl_metric = load_metric("kl_divergence")
-    kl_prompts = list(prompts[:kl_samples])
     results: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
         entry: dict[str, Any] = {"gold_score": sum(scores[name]) / len(scores[name]), "n": len(prompts)}
@@ -231,14 +273,13 @@ def evaluate_policies(
             if sampled_scores:
                 versus = win_rate.compute(scores_a=sampled_scores[name], scores_b=sampled_scores[reference])
                 entry[f"sampled_win_rate_vs_{reference}"] = versus["win_rate"]
-            sampled = generate_responses(
-                model, tokenizer, kl_prompts, max_new_tokens, do_sample=True, seed=seed
-            )
-            kl = kl_metric.compute(
-                policy_logprobs=response_logprobs(model, tokenizer, kl_prompts, sampled),
-                reference_logprobs=response_logprobs(models[reference], tokenizer, kl_prompts, sampled),
-            )
-            entry[f"kl_to_{reference}"] = kl["kl"]
+                kl = kl_metric.compute(
+                    policy_logprobs=response_logprobs(model, tokenizer, repeated, sampled_ids[name]),
+                    reference_logprobs=response_logprobs(
+                        models[reference], tokenizer, repeated, sampled_ids[name]
+                    ),
+                )
+                entry[f"kl_to_{reference}"] = kl["kl"]
         results[name] = entry
     results["_responses"] = {name: r for name, r in responses.items()}  # type: ignore[assignment]
     results["_scores"] = scores  # type: ignore[assignment]
