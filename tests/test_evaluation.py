@@ -87,7 +87,8 @@ def test_sampled_responses_are_scored_on_the_tokens_the_policy_generated(tiny_mo
         pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, output_scores=True, return_dict_in_generate=True,
     )  # fmt: skip
     expected = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-    scored = response_logprobs(model, tokenizer, prompts, ids)
-    for row, logprobs in zip(range(len(ids)), scored, strict=True):
+    new_tokens = out.sequences[:, batch["input_ids"].shape[1] :]
+    for row, logprobs in enumerate(response_logprobs(model, tokenizer, prompts, ids)):
+        assert new_tokens[row, : len(ids[row])].tolist() == ids[row]  # the same samples
         assert len(logprobs) == len(ids[row])
         assert logprobs == pytest.approx(expected[row, : len(ids[row])].tolist(), abs=1e-4)
