@@ -180,27 +180,23 @@ def response_logprobs(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[Messages],
-    responses: Sequence[str] | Sequence[Sequence[int]],
+    response_ids: Sequence[Sequence[int]],
     batch_size: int = 64,
 ) -> list[list[float]]:
     """Per-token log-probabilities of each response given its prompt.
 
-    A response given as text is tokenised and scored with an EOS after it; one given as token ids
-    (from `generate_response_ids`) is scored exactly as it was generated.
+    Responses are token ids as the policy generated them (`generate_response_ids`), scored as they
+    are: text tokenised again can give other tokens than the ones sampled.
     """
     model.eval()
     out: list[list[float]] = []
     for start in range(0, len(prompts), batch_size):
         ids, masks = [], []
         for prompt, response in zip(
-            prompts[start : start + batch_size], responses[start : start + batch_size], strict=True
+            prompts[start : start + batch_size], response_ids[start : start + batch_size], strict=True
         ):
             p = chat_token_ids(tokenizer, prompt, add_generation_prompt=True)
-            r = (
-                tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-                if isinstance(response, str)
-                else list(response)
-            )
+            r = list(response)
             ids.append(p + r)
             masks.append([0] * len(p) + [1] * len(r))
         width = max(map(len, ids))
