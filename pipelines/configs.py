@@ -153,13 +153,24 @@ class RLScriptArguments(ScriptArguments):
 
 @dataclass
 class PPOScriptArguments(ScriptArguments):
-    """PPO: policy and reference from `model_name_or_path`, reward and value from the reward stage.
+    """PPO: policy (and reference) from `model_name_or_path`, reward and value from the reward stage.
+
+    `ref_model_path` keeps the reference apart from the policy's starting point: a policy resumed
+    from an earlier PPO run stays penalised for drifting from SFT, not from that run.
 
     `ptx_coef > 0` turns PPO into InstructGPT's PPO-ptx: each update adds `ptx_coef` times the
     language-modelling loss on pretraining text (`ptx_dataset_name`) to the PPO loss.
     """
 
     value_model_path: str | None = field(default=None, metadata={"help": "Defaults to the reward model."})
+    ref_model_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Reference policy of the KL penalty; defaults to model_name_or_path. Point it at the SFT "
+            "model when the policy continues from an earlier RL run (an iterated round)."
+        },
+    )
+    ref_model_revision: str | None = None
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow code from model repos to run (PPOConfig has no such field)."}
     )

@@ -31,6 +31,7 @@ __all__ = [
     "get_peft_config",
     "get_tokenizer",
     "load_splits",
+    "reference_source",
 ]
 
 Task = Literal["causal", "reward"]
@@ -157,15 +158,38 @@ def get_tokenizer(
 
 
 def check_same_tokenizer(
-    a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase, a_name: str, b_name: str
+    a: PreTrainedTokenizerBase,
+    b: PreTrainedTokenizerBase,
+    a_name: str,
+    b_name: str,
+    role: str = "reward and value models",
+    fix: str = "train the reward model from the same SFT checkpoint as the policy",
 ) -> None:
     """Two models scored on the same token ids must share a vocabulary (policy vs reward model)."""
     if a.get_vocab() != b.get_vocab() or a.pad_token_id != b.pad_token_id or a.eos_token_id != b.eos_token_id:
         raise ConfigError(
             f"The tokenizers of {a_name!r} and {b_name!r} differ (vocabulary, pad or EOS token). PPO feeds the "
-            "policy's token ids to the reward and value models, so they must come from the same tokenizer: "
-            "train the reward model from the same SFT checkpoint as the policy."
+            f"policy's token ids to the {role}, so they must come from the same tokenizer: {fix}."
         )
+
+
+def reference_source(
+    ref_model_path: str | None, ref_model_revision: str | None, model_args: ModelConfig
+) -> tuple[str, str | None]:
+    """`(path, revision)` of PPO's frozen reference: `ref_model_path`, else the policy's own start.
+
+    With `use_peft` the reference is the policy with its adapter switched off, which is
+    `model_name_or_path` by construction, so a separate `ref_model_path` is refused.
+    """
+    if ref_model_path is None:
+        return model_args.model_name_or_path, model_args.model_revision
+    if model_args.use_peft:
+        raise ConfigError(
+            f"ref_model_path={ref_model_path!r} with use_peft: with an adapter the reference is the policy with "
+            "its adapter switched off, which is model_name_or_path. Drop ref_model_path, or train without "
+            "use_peft (merge an earlier adapter into its base model first)."
+        )
+    return ref_model_path, ref_model_revision
 
 
 def get_model(

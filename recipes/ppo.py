@@ -5,7 +5,8 @@ Usage:
         --config recipes/tiny/ppo.yaml [--model_name_or_path outputs/sft] \
         [--reward_model_path outputs/reward] [--ptx_coef 0.5]
 
-Policy and reference start from the SFT model (`model_name_or_path`); reward and value
+Policy and reference start from the SFT model (`model_name_or_path`; `ref_model_path` sets the
+reference apart, e.g. SFT for a policy continued from an earlier PPO run); reward and value
 models from the reward stage (`reward_model_path`, `value_model_path`). With `use_peft` the
 reference is the policy with its adapter switched off. `ptx_coef > 0` mixes the language-
 modelling loss on pretraining text into every update (PPO-ptx). A killed run started again
@@ -26,6 +27,7 @@ from pipelines.loading import (
     get_peft_config,
     get_tokenizer,
     load_splits,
+    reference_source,
 )
 from pipelines.ppo import PPOConfig, PPOTrainer
 from pipelines.preprocessing import pack_pretraining_text, tokenize_prompts
@@ -43,8 +45,12 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     push, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished stage ourselves
     policy_path, reward_path = model_args.model_name_or_path, training_args.reward_model_path
     value_path = script_args.value_model_path or reward_path
+    ref_path, ref_revision = reference_source(
+        script_args.ref_model_path, script_args.ref_model_revision, model_args
+    )
     for field, path, revision in (
         ("model_name_or_path", policy_path, model_args.model_revision),
+        ("ref_model_path", ref_path, ref_revision),
         ("reward_model_path", reward_path, script_args.reward_model_revision),
         ("value_model_path", value_path, script_args.value_model_revision),
     ):
@@ -66,6 +72,15 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
         policy_path,
         reward_path,
     )
+    if ref_path != policy_path:  # the KL penalty compares the two models' log-probs of the same ids
+        check_same_tokenizer(
+            tokenizer,
+            get_tokenizer(ref_path, revision=ref_revision, trust_remote_code=remote),
+            policy_path,
+            ref_path,
+            role="reference model",
+            fix="point ref_model_path at the SFT model the policy descends from",
+        )
     train, test = (tokenize_prompts(split, tokenizer, script_args.max_prompt_length)
                    for split in load_splits(script_args, "prompts"))  # fmt: skip
     ptx = None
@@ -78,7 +93,7 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     ref_model = (
         None
         if peft_config
-        else get_model(policy_path, model_args, revision=model_args.model_revision, trust_remote_code=remote)
+        else get_model(ref_path, model_args, revision=ref_revision, trust_remote_code=remote)
     )
     reward_model = get_model(
         reward_path,

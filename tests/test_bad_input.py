@@ -251,6 +251,20 @@ def test_policy_and_reward_tokenizers_must_match(
     assert "train the reward model from the same SFT checkpoint as the policy" in message
 
 
+def test_reference_must_share_the_policy_tokenizer_and_cannot_pair_with_an_adapter(
+    tmp_path, tiny_model_dir, other_tokenizer_model, monkeypatch
+):
+    argv = _args("ppo", tmp_path, tiny_model_dir, ref_model_path=other_tokenizer_model)
+    message = _fails("ppo", argv, monkeypatch)
+    assert message.startswith(f"The tokenizers of '{tiny_model_dir}' and '{other_tokenizer_model}' differ")
+    assert "to the reference model" in message and "point ref_model_path at the SFT model" in message
+
+    argv = _args("ppo", tmp_path, tiny_model_dir, ref_model_path=tiny_model_dir, use_peft=True)
+    message = _fails("ppo", argv, monkeypatch)
+    assert message.startswith(f"ref_model_path={str(tiny_model_dir)!r} with use_peft")
+    assert "Drop ref_model_path" in message
+
+
 # ----------------------------------------------------------------------------------- models
 
 
@@ -285,6 +299,10 @@ def test_model_source_missing_folder_or_folder_without_a_model(tmp_path, tiny_mo
         "ppo", _args("ppo", tmp_path / "ppo", tiny_model_dir, reward_model_path=missing), monkeypatch
     )
     assert message.startswith(f"reward_model_path={str(missing)!r}: no such folder")
+    message = _fails(
+        "ppo", _args("ppo", tmp_path / "ppo-ref", tiny_model_dir, ref_model_path=missing), monkeypatch
+    )
+    assert message.startswith(f"ref_model_path={str(missing)!r}: no such folder")
 
 
 def test_model_source_hub_id_offline(tmp_path, monkeypatch):

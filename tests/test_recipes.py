@@ -75,3 +75,22 @@ def test_continued_pretraining_with_lora_saves_a_trained_adapter(tmp_path, tiny_
         "LoRA B starts at zero: the adapter was not trained"
     )
     assert type(load_policy(out)).__name__ == "PeftModelForCausalLM"
+
+
+def test_ppo_measures_its_kl_against_ref_model_path(tmp_path_factory, tmp_path):
+    """The KL penalty is taken against `ref_model_path` when given, else against the policy's start.
+
+    The policy continues from the tiny chain's PPO output: against itself its first rollout's KL is
+    zero; against the SFT model it descends from (an iterated round) it is the drift PPO made.
+    """
+    from recipe_runs import build_chain, logged_numbers, run_recipe, stage_args
+
+    chain = build_chain(tmp_path_factory.getbasetemp() / "reliability-chain", "chain-a")
+    inputs = {"model_name_or_path": chain / "ppo", "reward_model_path": chain / "reward"}
+    first_kl = {}
+    for name, extra in (("own-start", {}), ("sft", {"ref_model_path": chain / "sft"})):
+        out = tmp_path / name
+        run_recipe("ppo", stage_args("ppo", tmp_path / "configs", out, inputs, total_episodes=4, **extra))
+        first_kl[name] = next(e["objective/kl"] for e in logged_numbers(out) if "objective/kl" in e)
+    assert first_kl["own-start"] == pytest.approx(0.0, abs=1e-6)
+    assert first_kl["sft"] > 1e-3, first_kl

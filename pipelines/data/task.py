@@ -457,9 +457,11 @@ def _near_misses(kind: str, p: dict[str, Any], rng: random.Random, hard: bool = 
     """Plausible answers that violate the instruction in one small way.
 
     ``hard`` adds the list answers of the right length with one duplicated or one off-category
-    item: telling those apart takes word-category knowledge that the tiny recipe's ~1M-parameter
-    reward model does not acquire in its CPU budget (measured: 0.59 and 0.70 pairwise accuracy
-    after 600 list-only steps, against ~1.0 on wrong counts).
+    item. The tiny recipe's ~1M-parameter reward model learns those when it trains on lists alone
+    (measured from seed 42's SFT model: ~0.9 pairwise accuracy on both after 750 list-only steps;
+    with 10% of the labels flipped, duplicates 0.82-0.91 and off-category items 0.56 after 1,000).
+    Mixed with the other kinds' pairs, as the reward stage trains, it does not learn them
+    (0.47-0.57 after 1,250 steps with lists as 57% of the pairs); see the README's results.
     """
     w = p.get("word", "")
     if kind == "uppercase":
