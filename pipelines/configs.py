@@ -155,7 +155,7 @@ class RLScriptArguments(ScriptArguments):
 class PPOScriptArguments(ScriptArguments):
     """PPO: policy (and reference) from `model_name_or_path`, reward and value from the reward stage.
 
-    `ref_model_path` keeps the reference apart from the policy's starting point: a policy resumed
+    `ref_model_path` keeps the reference apart from the policy's starting point: a policy continued
     from an earlier PPO run stays penalised for drifting from SFT, not from that run.
 
     `ptx_coef > 0` turns PPO into InstructGPT's PPO-ptx: each update adds `ptx_coef` times the

@@ -165,7 +165,7 @@ def check_same_tokenizer(
     role: str = "reward and value models",
     fix: str = "train the reward model from the same SFT checkpoint as the policy",
 ) -> None:
-    """Two models scored on the same token ids must share a vocabulary (policy vs reward model)."""
+    """Models fed the same token ids must share a vocabulary (policy, reward, value, reference)."""
     if a.get_vocab() != b.get_vocab() or a.pad_token_id != b.pad_token_id or a.eos_token_id != b.eos_token_id:
         raise ConfigError(
             f"The tokenizers of {a_name!r} and {b_name!r} differ (vocabulary, pad or EOS token). PPO feeds the "
