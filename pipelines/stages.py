@@ -147,15 +147,18 @@ def prepare_output_dir(
             resume_from = last_complete_checkpoint(path)
             started_with = json.loads(marker.read_text()).get("config")
             # Only a run with a checkpoint has anything to mix up; one that never saved restarts freely.
-            if resume_from and config is not None and started_with is not None and started_with != config:
+            # An argument that one side lacks and the other leaves at None (a field added by a newer
+            # version, at its default) changes nothing.
+            if resume_from and config is not None and started_with is not None:
                 changed = sorted(
                     k for k in set(config) | set(started_with) if config.get(k) != started_with.get(k)
                 )
-                raise ConfigError(
-                    f"{path} holds an unfinished {stage} run started with other arguments ({', '.join(changed)}); "
-                    "resuming it would mix two runs. Run the same command as before to resume, or choose another "
-                    "output_dir, or pass --overwrite_output_dir true to start over."
-                )
+                if changed:
+                    raise ConfigError(
+                        f"{path} holds an unfinished {stage} run started with other arguments "
+                        f"({', '.join(changed)}); resuming it would mix two runs. Run the same command as before "
+                        "to resume, or choose another output_dir, or pass --overwrite_output_dir true to start over."
+                    )
             if state.is_main_process:
                 logger.warning(
                     "%s holds an unfinished %s run: %s", path, stage,

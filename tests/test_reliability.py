@@ -265,3 +265,11 @@ def test_resume_with_changed_arguments_is_refused(tmp_path):
     prepare_output_dir(out, "sft", args=(Args(logging_steps=1),))
     with pytest.raises(ConfigError, match=r"started with other arguments \(learning_rate\)"):
         prepare_output_dir(out, "sft", args=(Args(learning_rate=5e-4),))
+
+    @dataclass
+    class NewerArgs(Args):  # a later version added a field; at its default (None) the run is the same
+        ref_model_path: str | None = None
+
+    prepare_output_dir(out, "sft", args=(NewerArgs(),))
+    with pytest.raises(ConfigError, match=r"started with other arguments \(ref_model_path\)"):
+        prepare_output_dir(out, "sft", args=(NewerArgs(ref_model_path="sft"),))
