@@ -106,6 +106,30 @@ def _metric_name(key: str) -> str:
     return key[len("eval_") :] if key.startswith("eval_") else key
 
 
+def _policy_comparison_lines(output_dir: Path) -> list[str]:
+    """The reward stage's comparisons of the policy's own samples, kept in its folder (and so in the repo)."""
+    from pipelines.comparisons import POLICY_COMPARISONS_FILE
+
+    counts = {}
+    for split in ("train", "test"):
+        path = output_dir / f"{split}_{POLICY_COMPARISONS_FILE}"
+        if path.is_file():
+            with path.open(encoding="utf-8") as f:
+                counts[split] = sum(1 for line in f if line.strip())
+    if not counts:
+        return []
+    parts = [
+        f"{counts[split]:,} {role} (`{split}_{POLICY_COMPARISONS_FILE}`)"
+        for split, role in (("train", "trained on"), ("test", "held out for `eval_policy_accuracy`"))
+        if split in counts
+    ]
+    return [
+        "- Comparisons of the SFT policy's own samples, labelled by the task's gold judge: "
+        + ", ".join(parts)
+        + "; the files are saved with this model (the training labels carry the task's label noise)."
+    ]
+
+
 def build_model_card(
     output_dir: str | os.PathLike, *, repo_id: str | None = None, license: str = "apache-2.0"
 ) -> ModelCard:
@@ -191,7 +215,7 @@ def build_model_card(
     body = _body(
         name=name, stage=stage, stage_raw=stage_raw, info=info, base=base, base_name=base_name,
         datasets=datasets, metrics=metrics, is_adapter=is_adapter, is_classifier=is_classifier,
-        remote_code=remote_code, adapter=adapter,
+        remote_code=remote_code, adapter=adapter, comparisons=_policy_comparison_lines(output_dir),
     )  # fmt: skip
     content = f"---\n{card_data.to_yaml()}\n---\n\n{body}"
     return ModelCard(redact_secrets(content))
@@ -199,7 +223,7 @@ def build_model_card(
 
 def _body(
     *, name: str, stage: str, stage_raw: str, info: dict, base: dict, base_name: str | None, datasets: list,
-    metrics: dict, is_adapter: bool, is_classifier: bool, remote_code: bool, adapter: dict,
+    metrics: dict, is_adapter: bool, is_classifier: bool, remote_code: bool, adapter: dict, comparisons: list[str],
 ) -> str:  # fmt: skip
     what = _STAGE_TITLES.get(stage, f"the output of the `{stage_raw}` stage")
     lines = [f"# {name}", ""]
@@ -216,6 +240,7 @@ def _body(
     for d in datasets:
         rev = f" at revision `{d['revision']}`" if d.get("revision") else ""
         lines.append(f"- Dataset ({d.get('kind', 'data')}): `{d.get('name')}`{rev}")
+    lines += comparisons
     hub = info.get("hub") if isinstance(info.get("hub"), dict) else {}
     if hub.get("repo_id"):
         lines.append(

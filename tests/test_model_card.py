@@ -88,6 +88,15 @@ def test_reward_model_card(tmp_path):
     assert "the local folder `outputs/pretrain`" in card.text  # lineage from a local folder
     assert card.data.base_model is None  # a local path is not a Hub id
     assert card.data.model_name == "rm"
+    assert "policy_comparisons" not in card.text  # this reward model had none
+
+    rows = "".join(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n" for _ in range(3))
+    out = _stage_dir(tmp_path / "rm-ranked", "reward", config__json=config,
+                     train_policy_comparisons__jsonl=rows * 1000, test_policy_comparisons__jsonl=rows)  # fmt: skip
+    assert (
+        "- Comparisons of the SFT policy's own samples, labelled by the task's gold judge: 3,000 trained on "
+        "(`train_policy_comparisons.jsonl`), 3 held out for `eval_policy_accuracy` (`test_policy_comparisons.jsonl`)"
+    ) in build_model_card(out).text
 
 
 def test_ppo_and_pretraining_tags(tmp_path):
