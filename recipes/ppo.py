@@ -48,13 +48,16 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     ref_path, ref_revision = reference_source(
         script_args.ref_model_path, script_args.ref_model_revision, model_args
     )
+    checked = set()  # by default ref = policy and value = reward: each source is looked up once
     for field, path, revision in (
         ("model_name_or_path", policy_path, model_args.model_revision),
         ("ref_model_path", ref_path, ref_revision),
         ("reward_model_path", reward_path, script_args.reward_model_revision),
         ("value_model_path", value_path, script_args.value_model_revision),
     ):
-        check_model_source(path, revision, field)
+        if (path, revision) not in checked:
+            checked.add((path, revision))
+            check_model_source(path, revision, field)
     remote = script_args.trust_remote_code
     check_reward_head(reward_path, script_args.reward_model_revision, remote, "reward_model_path")
     check_reward_head(value_path, script_args.value_model_revision, remote, "value_model_path")
