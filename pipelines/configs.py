@@ -158,6 +158,9 @@ class PPOScriptArguments(ScriptArguments):
     `ref_model_path` keeps the reference apart from the policy's starting point: a policy continued
     from an earlier PPO run stays penalised for drifting from SFT, not from that run.
 
+    `gold_reward` replaces the reward model's score by the embedded task's gold judge: what PPO
+    would reach with a perfect reward model, the ceiling of the learned one (a diagnostic).
+
     `ptx_coef > 0` turns PPO into InstructGPT's PPO-ptx: each update adds `ptx_coef` times the
     language-modelling loss on pretraining text (`ptx_dataset_name`) to the PPO loss.
     """
@@ -179,6 +182,17 @@ class PPOScriptArguments(ScriptArguments):
     max_prompt_length: int = field(
         default=128, metadata={"help": "Longer prompts are dropped (and counted)."}
     )
+    gold_reward: bool = field(
+        default=False,
+        metadata={
+            "help": "Reward answers with the embedded task's gold judge (times gold_reward_scale) instead of the "
+            "reward model: what a perfect reward model would give on the same budget. The value model still "
+            "starts from value_model_path (default: reward_model_path)."
+        },
+    )
+    gold_reward_scale: float = field(
+        default=4.0, metadata={"help": "PPO's reward is this times the gold score."}
+    )
     ptx_coef: float = field(default=0.0, metadata={"help": "gamma of PPO-ptx; 0 is plain PPO."})
     ptx_dataset_name: str | None = field(
         default="embedded", metadata={"help": "Pretraining text for PPO-ptx."}
@@ -188,9 +202,20 @@ class PPOScriptArguments(ScriptArguments):
         default=128, metadata={"help": "Tokens per pretraining sequence for PPO-ptx."}
     )
 
+    def __post_init__(self) -> None:  # checked at parse time, before any model is loaded
+        if self.gold_reward and self.dataset_name != "embedded":
+            raise ConfigError(
+                f"gold_reward needs the embedded task's prompts, which its gold judge scores, but dataset_name is "
+                f"{self.dataset_name!r}. Set dataset_name: embedded or gold_reward: false."
+            )
+        if self.gold_reward and self.gold_reward_scale <= 0:
+            raise ConfigError(
+                f"gold_reward_scale must be > 0, got {self.gold_reward_scale}: PPO's reward is it times the gold score."
+            )
+
 
 def recipe_dataclasses(stage: str) -> tuple[type, ...]:
-    """`(ScriptArguments, <Stage>Config, ModelConfig)` that `recipes/<stage>.py` parses (`ppo_ptx` is PPO)."""
+    """`(ScriptArguments, <Stage>Config, ModelConfig)` that `recipes/<stage>.py` parses (`ppo_ptx`, `ppo_gold` are PPO)."""
     from trl import GRPOConfig, ModelConfig, RewardConfig, RLOOConfig, SFTConfig
 
     from pipelines.ppo import PPOConfig
@@ -201,6 +226,7 @@ def recipe_dataclasses(stage: str) -> tuple[type, ...]:
         "reward": (RewardScriptArguments, RewardConfig),
         "ppo": (PPOScriptArguments, PPOConfig),
         "ppo_ptx": (PPOScriptArguments, PPOConfig),
+        "ppo_gold": (PPOScriptArguments, PPOConfig),
         "rloo": (RLScriptArguments, RLOOConfig),
         "grpo": (RLScriptArguments, GRPOConfig),
     }

@@ -130,6 +130,21 @@ def _policy_comparison_lines(output_dir: Path) -> list[str]:
     ]
 
 
+def _reward_lines(config: dict) -> list[str]:
+    """What an RL policy was optimised against: a reward model, or the gold judge itself (`gold_reward`)."""
+    if config.get("gold_reward"):
+        return [
+            f"- Reward: the embedded task's gold judge x {config.get('gold_reward_scale')} (`gold_reward`), not a "
+            "learned reward model: this policy measures what a perfect reward model would give PPO."
+        ]
+    lines = []
+    for key, role in (("reward_model_path", "Reward model"), ("ref_model_path", "KL reference")):
+        if config.get(key):
+            revision = config.get(key.replace("_path", "_revision"))
+            lines.append(f"- {role}: `{config[key]}`" + (f" at revision `{revision}`" if revision else ""))
+    return lines
+
+
 def build_model_card(
     output_dir: str | os.PathLike, *, repo_id: str | None = None, license: str = "apache-2.0"
 ) -> ModelCard:
@@ -215,7 +230,8 @@ def build_model_card(
     body = _body(
         name=name, stage=stage, stage_raw=stage_raw, info=info, base=base, base_name=base_name,
         datasets=datasets, metrics=metrics, is_adapter=is_adapter, is_classifier=is_classifier,
-        remote_code=remote_code, adapter=adapter, comparisons=_policy_comparison_lines(output_dir),
+        remote_code=remote_code, adapter=adapter,
+        lineage=_policy_comparison_lines(output_dir) + _reward_lines(info.get("config") or {}),
     )  # fmt: skip
     content = f"---\n{card_data.to_yaml()}\n---\n\n{body}"
     return ModelCard(redact_secrets(content))
@@ -223,7 +239,7 @@ def build_model_card(
 
 def _body(
     *, name: str, stage: str, stage_raw: str, info: dict, base: dict, base_name: str | None, datasets: list,
-    metrics: dict, is_adapter: bool, is_classifier: bool, remote_code: bool, adapter: dict, comparisons: list[str],
+    metrics: dict, is_adapter: bool, is_classifier: bool, remote_code: bool, adapter: dict, lineage: list[str],
 ) -> str:  # fmt: skip
     what = _STAGE_TITLES.get(stage, f"the output of the `{stage_raw}` stage")
     lines = [f"# {name}", ""]
@@ -240,7 +256,7 @@ def _body(
     for d in datasets:
         rev = f" at revision `{d['revision']}`" if d.get("revision") else ""
         lines.append(f"- Dataset ({d.get('kind', 'data')}): `{d.get('name')}`{rev}")
-    lines += comparisons
+    lines += lineage
     hub = info.get("hub") if isinstance(info.get("hub"), dict) else {}
     if hub.get("repo_id"):
         lines.append(

@@ -5,6 +5,7 @@ is present; each is chained to the outputs of the stages before it:
 
     pretrain -> sft -> reward -> ppo        (the InstructGPT recipe)
                              -> ppo_ptx     (PPO-ptx: recipes/ppo.py with ptx_coef > 0)
+                             -> ppo_gold    (PPO against the gold judge: the reward model's ceiling)
                              -> rloo, grpo  (TRL's maintained online RL trainers)
 
 A stage whose output folder is complete (`stage_info.json`) is skipped; an interrupted one
@@ -42,10 +43,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("reward", "reward.py", (("--model_name_or_path", "sft"),)),
     Stage("ppo", "ppo.py", (("--model_name_or_path", "sft"), ("--reward_model_path", "reward"))),
     Stage("ppo_ptx", "ppo.py", (("--model_name_or_path", "sft"), ("--reward_model_path", "reward"))),
+    Stage("ppo_gold", "ppo.py", (("--model_name_or_path", "sft"), ("--reward_model_path", "reward"))),
     Stage("rloo", "rloo.py", (("--model_name_or_path", "sft"), ("--reward_model_path", "reward"))),
     Stage("grpo", "grpo.py", (("--model_name_or_path", "sft"), ("--reward_model_path", "reward"))),
 )
-POLICY_STAGES = ("sft", "ppo", "ppo_ptx", "rloo", "grpo")
+POLICY_STAGES = ("sft", "ppo", "ppo_ptx", "ppo_gold", "rloo", "grpo")
 
 
 def default_recipe_dir() -> Path:

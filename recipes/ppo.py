@@ -7,7 +7,8 @@ Usage:
 
 Policy and reference start from the SFT model (`model_name_or_path`; `ref_model_path` sets the
 reference apart, e.g. SFT for a policy continued from an earlier PPO run); reward and value
-models from the reward stage (`reward_model_path`, `value_model_path`). With `use_peft` the
+models from the reward stage (`reward_model_path`, `value_model_path`; `gold_reward` scores with
+the embedded task's gold judge instead, the learned reward model's ceiling). With `use_peft` the
 reference is the policy with its adapter switched off. `ptx_coef > 0` mixes the language-
 modelling loss on pretraining text into every update (PPO-ptx). A killed run started again
 with the same command resumes from its last checkpoint, exactly.
@@ -31,6 +32,7 @@ from pipelines.loading import (
 )
 from pipelines.ppo import PPOConfig, PPOTrainer
 from pipelines.preprocessing import pack_pretraining_text, tokenize_prompts
+from pipelines.rewards import JudgeRewardModel
 from pipelines.stages import finish_stage, prepare_output_dir
 
 
@@ -98,13 +100,12 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
         if peft_config
         else get_model(ref_path, model_args, revision=ref_revision, trust_remote_code=remote)
     )
-    reward_model = get_model(
-        reward_path,
-        model_args,
-        task="reward",
-        revision=script_args.reward_model_revision,
-        trust_remote_code=remote,
-    )
+    reward_model = (
+        JudgeRewardModel(tokenizer, scale=script_args.gold_reward_scale)  # the ceiling: a perfect reward model
+        if script_args.gold_reward
+        else get_model(reward_path, model_args, task="reward", revision=script_args.reward_model_revision,
+                       trust_remote_code=remote)
+    )  # fmt: skip
     value_model = get_model(
         value_path,
         model_args,

@@ -106,6 +106,22 @@ def test_ppo_and_pretraining_tags(tmp_path):
     assert "pretraining" in pre.data.tags and "trl" not in pre.data.tags
 
 
+def test_rl_card_names_what_the_policy_was_optimised_against(tmp_path):
+    config = {"reward_model_path": "you/tiny-reward", "reward_model_revision": SHA, "ref_model_path": "outputs/sft",
+              "gold_reward": False}  # fmt: skip
+    ppo = build_model_card(_stage_dir(tmp_path / "ppo", "ppo", config=config)).content
+    assert f"- Reward model: `you/tiny-reward` at revision `{SHA}`" in ppo
+    assert "- KL reference: `outputs/sft`" in ppo and "gold judge" not in ppo
+    config = {"reward_model_path": "outputs/reward", "gold_reward": True, "gold_reward_scale": 4.0}
+    gold = build_model_card(_stage_dir(tmp_path / "ppo_gold", "ppo", config=config)).content
+    assert (
+        "- Reward: the embedded task's gold judge x 4.0 (`gold_reward`), not a learned reward model" in gold
+    )
+    assert "- Reward model:" not in gold
+    sft = build_model_card(_stage_dir(tmp_path / "sft", "sft")).content
+    assert "- Reward" not in sft and "- KL reference" not in sft
+
+
 def test_adapter_card_and_pushed_local_lineage(tmp_path):
     base = {"name_or_path": "outputs/sft", "revision": None, "hub": {"repo_id": "org/sft", "revision": SHA}}
     adapter = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": "outputs/sft"}

@@ -34,11 +34,13 @@ def test_yaml_parses_with_its_stage_dataclasses(path, tmp_path):
     assert script_args.dataset_name == config.get("dataset_name", "embedded")
     if path.stem != "pretrain":
         assert model_args.model_name_or_path, "every stage after pretraining names its starting model"
-    if path.stem in ("ppo", "ppo_ptx"):
+    if path.stem in ("ppo", "ppo_ptx", "ppo_gold"):
         assert training_args.reward_model_path == config["reward_model_path"]
         assert training_args.num_sample_generations == 0, "sampling between updates breaks exact PPO resume"
     if path.stem == "ppo_ptx":
         assert script_args.ptx_coef > 0
+    if path.stem.startswith("ppo"):
+        assert script_args.gold_reward == (path.stem == "ppo_gold"), "only ppo_gold trains against the judge"
 
 
 @pytest.mark.parametrize("recipe_dir", ["tiny", "ci", "small", "base"])

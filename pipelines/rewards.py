@@ -1,0 +1,94 @@
+"""A program as the reward: the gold judge in the shape TRL's PPOTrainer calls a reward model.
+
+TRL's PPO takes a reward *model* only (RLOO and GRPO also take functions). `JudgeRewardModel`
+wraps a judge `(prompt_text, answer_text) -> float` so that PPO can train against it; the PPO
+recipe's `gold_reward: true` uses the embedded task's gold judge. That is the ceiling of the
+learned reward model, as in Gao et al.'s reward over-optimisation study: PPO's result against the
+judge itself is what a perfect reward model would give, on the same budget.
+
+How TRL scores a rollout (`trl.experimental.utils.get_reward`):
+
+    hidden = getattr(model, model.base_model_prefix)(input_ids, attention_mask, ...).hidden_states[-1]
+    score  = model.score(hidden)[row, last real token of the answer]
+
+So the "backbone" here decodes every row, judges it and returns (B, T, 1) filled with the row's
+score, and `score` is the identity. PPO's own handling of the answer (truncation after the stop
+token, `missing_eos_penalty`) applies unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+from transformers.modeling_outputs import BaseModelOutput
+
+__all__ = ["JudgeRewardModel"]
+
+
+class _Judge(nn.Module):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, judge: Callable[[str, str], float], scale: float):
+        super().__init__()
+        self.tokenizer, self.judge, self.scale = tokenizer, judge, scale
+        marker = tokenizer.convert_tokens_to_ids("<|assistant|>")
+        if marker is None or marker == tokenizer.unk_token_id:
+            raise ValueError(
+                "JudgeRewardModel splits prompt from answer at the chat template's <|assistant|> token, "
+                "which this tokenizer does not have (use the tokenizer of pipelines.tokenizer.train_tokenizer)."
+            )
+        self.marker = marker
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object
+    ) -> BaseModelOutput:
+        mask = (
+            torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        )
+        scores = [self.score_row(row[keep].tolist()) for row, keep in zip(input_ids, mask, strict=True)]
+        # (B,) -> (B, T, 1): the same score at every position, so whichever one TRL reads is the score.
+        hidden = torch.tensor(scores, dtype=torch.float32, device=input_ids.device)
+        hidden = hidden[:, None, None].expand(-1, input_ids.shape[1], 1)
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=(hidden,))
+
+    def score_row(self, ids: list[int]) -> float:
+        """`scale * judge(prompt, answer)` for one conversation's real (unpadded) token ids."""
+        if self.marker not in ids:
+            raise ValueError(
+                "a scored sequence has no <|assistant|> token: it is not a chat-templated prompt."
+            )
+        start = len(ids) - ids[::-1].index(self.marker)  # the answer follows the last assistant marker
+        answer = ids[start:]
+        eos = self.tokenizer.eos_token_id
+        if eos in answer:
+            answer = answer[: answer.index(eos)]
+        prompt = self.tokenizer.decode(ids[: start - 1], skip_special_tokens=True).strip()
+        return self.scale * self.judge(
+            prompt, self.tokenizer.decode(answer, skip_special_tokens=True).strip()
+        )
+
+
+class JudgeRewardModel(nn.Module):
+    """A judge function behind the reward-model interface of TRL's PPOTrainer; it has no weights.
+
+    `judge(prompt, answer)` gets the last user turn's text and the answer's text (up to its first
+    EOS, special tokens removed, as `pipelines.evaluation.decode_responses` decodes answers), and
+    PPO's reward is `scale * judge(...)`. The default scale (4.0) puts the gold judge's [0, 1] on
+    the spread of the tiny reward model's scores (about 4 between a right and a wrong answer), so
+    PPO's KL coefficient weighs the same against either.
+    """
+
+    base_model_prefix = "judge"
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        judge: Callable[[str, str], float] | None = None,
+        scale: float = 4.0,
+    ) -> None:
+        super().__init__()
+        if judge is None:
+            from pipelines.data import gold_score as judge
+        self.judge = _Judge(tokenizer, judge, scale)
+        self.score = nn.Identity()
