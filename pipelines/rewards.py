@@ -74,9 +74,10 @@ class JudgeRewardModel(nn.Module):
 
     `judge(prompt, answer)` gets the last user turn's text and the answer's text (up to its first
     EOS, special tokens removed, as `pipelines.evaluation.decode_responses` decodes answers), and
-    PPO's reward is `scale * judge(...)`. The default scale (4.0) puts the gold judge's [0, 1] on
-    the spread of the tiny reward model's scores (about 4 between a right and a wrong answer), so
-    PPO's KL coefficient weighs the same against either.
+    PPO's reward is `scale * judge(...)`. The default scale (4.0) puts the gold judge's [0, 1] in
+    the range of the tiny reward model's scores, so PPO's KL coefficient weighs about the same
+    against either: on held-out pairs that model scores a right answer a median 2.2 above its
+    near-miss, which the judge scores 0.4 lower (seed 42).
     """
 
     base_model_prefix = "judge"
