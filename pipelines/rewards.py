@@ -25,6 +25,8 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 from transformers.modeling_outputs import BaseModelOutput
 
+from pipelines.evaluation import decode_responses
+
 __all__ = ["JudgeRewardModel"]
 
 
@@ -63,17 +65,15 @@ class _Judge(nn.Module):
         eos = self.tokenizer.eos_token_id
         if eos in answer:
             answer = answer[: answer.index(eos)]
-        prompt = self.tokenizer.decode(ids[: start - 1], skip_special_tokens=True).strip()
-        return self.scale * self.judge(
-            prompt, self.tokenizer.decode(answer, skip_special_tokens=True).strip()
-        )
+        prompt, answer_text = decode_responses(self.tokenizer, [ids[: start - 1], answer])
+        return self.scale * self.judge(prompt, answer_text)
 
 
 class JudgeRewardModel(nn.Module):
     """A judge function behind the reward-model interface of TRL's PPOTrainer; it has no weights.
 
     `judge(prompt, answer)` gets the last user turn's text and the answer's text (up to its first
-    EOS, special tokens removed, as `pipelines.evaluation.decode_responses` decodes answers), and
+    EOS, decoded by `pipelines.evaluation.decode_responses` as the evaluation decodes answers), and
     PPO's reward is `scale * judge(...)`. The default scale (4.0) puts the gold judge's [0, 1] in
     the range of the tiny reward model's scores, so PPO's KL coefficient weighs about the same
     against either: on held-out pairs that model scores a right answer a median 2.2 above its
