@@ -156,6 +156,7 @@ def ppo_bench(
         vocab_size=len(tokenizer), hidden_size=preset.hidden, num_hidden_layers=preset.layers,
         num_attention_heads=preset.heads, max_position_embeddings=prompt_len + response_len,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+        num_labels=1,  # scalar reward and value heads (TRL squeezes the last dim)
     )  # fmt: skip
     models = [cls(config).to(torch.bfloat16) for cls in (PicoGPTForCausalLM, PicoGPTForCausalLM)]
     reward, value = (PicoGPTForSequenceClassification(config).to(torch.bfloat16) for _ in range(2))

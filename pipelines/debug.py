@@ -70,7 +70,10 @@ def parameter_hash(model: torch.nn.Module) -> str:
     """SHA-256 over the names, dtypes, shapes and bytes of every parameter, in a fixed order."""
     digest = hashlib.sha256()
     for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
-        tensor = param.detach().to("cpu").contiguous().reshape(-1)
+        tensor = param.detach()
+        if hasattr(tensor, "full_tensor"):  # an FSDP2 shard (DTensor): gather it (every rank calls this)
+            tensor = tensor.full_tensor()
+        tensor = tensor.to("cpu").contiguous().reshape(-1)
         digest.update(f"{name}|{tensor.dtype}|{tuple(param.shape)}|".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
@@ -113,6 +116,15 @@ def _zero_stage() -> int | None:
     return None if plugin is None else int(plugin.zero_stage)
 
 
+def _mixed_precision() -> str | None:
+    """Accelerate's mixed-precision mode ("no", "bf16", "fp16") once the trainer set it up."""
+    from accelerate.state import AcceleratorState
+
+    if not AcceleratorState._shared_state:
+        return None
+    return str(AcceleratorState().mixed_precision)
+
+
 class RankRecorder(TrainerCallback):
     """Writes this process's identity and parameter hashes (see the module docstring)."""
 
@@ -129,6 +141,8 @@ class RankRecorder(TrainerCallback):
             "distributed_type": str(state.distributed_type),
             "backend": state.backend,
             "zero_stage": _zero_stage(),
+            "device": str(state.device),
+            "mixed_precision": _mixed_precision(),
             "torch_distributed_world_size": (
                 torch.distributed.get_world_size() if torch.distributed.is_initialized() else None
             ),

@@ -82,6 +82,19 @@ class _RestoreCounters(TrainerCallback):
         state.global_step, state.episode, state.max_steps = self.global_step, self.episode, self.max_steps
 
 
+def _resolve_auto_gradient_accumulation(args) -> None:
+    """Give `"auto"` gradient accumulation (DeepSpeed configs) the value of the PPO config.
+
+    `accelerate launch` with a DeepSpeed config whose `gradient_accumulation_steps` is `auto`
+    exports ACCELERATE_GRADIENT_ACCUMULATION_STEPS=auto. transformers' Trainer resolves that
+    from its arguments; TRL's PPOTrainer builds its own `Accelerator`, which calls `int()` on it
+    and fails. "auto" means "from the training arguments" in both, so that is what it becomes.
+    """
+    key = "ACCELERATE_GRADIENT_ACCUMULATION_STEPS"
+    if os.environ.get(key) == "auto" and args is not None:
+        os.environ[key] = str(args.gradient_accumulation_steps)
+
+
 class PPOTrainer(TRLPPOTrainer):
     """`trl.experimental.ppo.PPOTrainer` plus PPO-ptx, exact resume and DDP-safe saving.
 
@@ -100,6 +113,7 @@ class PPOTrainer(TRLPPOTrainer):
         ptx_batch_size: int = 8,
         **kwargs,
     ) -> None:
+        _resolve_auto_gradient_accumulation(kwargs.get("args", args[0] if args else None))
         super().__init__(*args, **kwargs)
         unwrapped = self.accelerator.unwrap_model(self.model)
         if unwrapped is not self.model:

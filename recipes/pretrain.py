@@ -64,6 +64,7 @@ def main(script_args: PretrainScriptArguments, training_args: SFTConfig, model_a
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 bos_token_id=tokenizer.eos_token_id,
+                attn_implementation=model_args.attn_implementation,  # None: SDPA
             )
         )
 

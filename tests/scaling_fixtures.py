@@ -47,7 +47,8 @@ def recipe_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "PIPELINES_DEBUG"))}
     env.update(
         HF_HUB_OFFLINE="1", TRL_EXPERIMENTAL_SILENCE="1", TOKENIZERS_PARALLELISM="false",
-        OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), WANDB_DISABLED="true",
+        OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        WANDB_DISABLED="true",
     )  # fmt: skip
     env.update(extra)
     return env

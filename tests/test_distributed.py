@@ -82,11 +82,13 @@ def _run_ok(result) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + "\n" + result.stderr[-6000:]
 
 
-def _assert_trained_and_loadable(out: Path, start: Path, task: str) -> None:
+def _assert_trained_and_loadable(out: Path, start: Path, task: str, policy_eval: bool = True) -> None:
     """Full model saved in `out`: loads with its Auto class; its weights moved away from `start`."""
     info = json.loads((out / "stage_info.json").read_text())
     assert info["complete"] is True
-    if task == "reward":  # recipes/tiny/reward.yaml samples the policy: on the main process, unsharded
+    if (
+        task == "reward" and policy_eval
+    ):  # recipes/tiny/reward.yaml samples the policy: main process, unsharded
         assert 0.0 <= info["metrics"]["eval_policy_accuracy"] <= 1.0
     auto = AutoModelForSequenceClassification if task == "reward" else AutoModelForCausalLM
     model = auto.from_pretrained(out, **({"num_labels": 1} if task == "reward" else {})).eval()
@@ -209,18 +211,26 @@ def test_ddp_two_processes_ppo_with_lora_and_no_reference_model(tiny, tmp_path):
 
 @pytest.mark.multiprocess
 @pytest.mark.parametrize("zero_stage", [2, 3])
-@pytest.mark.parametrize("stage", ["sft", "reward"])
+@pytest.mark.parametrize("stage", ["sft", "reward", "ppo"])
 def test_deepspeed_zero_one_process(stage, zero_stage, tiny, tmp_path):
     """ZeRO-2/3 through Accelerate with ONE CPU process (more need GPUs); ZeRO-3 must gather the
-    sharded weights into a complete save. The first run on a machine JIT-builds a DeepSpeed op."""
+    sharded weights into a complete save. The first run on a machine JIT-builds a DeepSpeed op.
+
+    PPO runs too: the configs' `gradient_accumulation_steps: auto` reaches TRL's own
+    `Accelerator(...)` as the string "auto", which `pipelines.ppo.PPOTrainer` resolves."""
     pytest.importorskip("deepspeed")
     out, ranks = tmp_path / stage, tmp_path / "ranks"
     launcher = ["--config_file", f"accelerate_configs/deepspeed_zero{zero_stage}.yaml", "--num_processes", "1",
                 "--mixed_precision", "no"]  # fmt: skip
+    stage_args = {
+        "sft": SFT_ARGS,
+        "reward": REWARD_ARGS,
+        "ppo": ["--reward_model_path", str(tiny), *PPO_ARGS],
+    }
     args = ["--config", f"recipes/tiny/{stage}.yaml", "--output_dir", str(out), "--model_name_or_path", str(tiny),
-            *(SFT_ARGS if stage == "sft" else REWARD_ARGS)]  # fmt: skip
+            *stage_args[stage]]  # fmt: skip
     _run_ok(launch(launcher, stage, args, recipe_env(PIPELINES_DEBUG_RANK_DIR=str(ranks)), timeout=900))
     (record,) = [json.loads(p.read_text()) for p in ranks.glob("rank*.json")]
     assert record["distributed_type"] == "DistributedType.DEEPSPEED" and record["zero_stage"] == zero_stage
-    assert record["global_step"] == 4
+    assert record["global_step"] == (32 // 4 if stage == "ppo" else 4)
     _assert_trained_and_loadable(out, tiny, "reward" if stage == "reward" else "causal")

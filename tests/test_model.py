@@ -323,3 +323,25 @@ def test_training_forward_builds_no_cache_so_packing_stays_exact(tiny_tokenizer)
     )  # as TRL's padding-free collator calls it
     assert out.past_key_values is None
     torch.testing.assert_close(out.logits[:, a.shape[1] :], model(b).logits, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("input_dtype", "weight_dtype"), [(torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16)]
+)
+def test_layer_norm_accepts_mixed_dtypes_and_returns_the_input_dtype(input_dtype, weight_dtype):
+    """QLoRA keeps norm weights in float32 beside bf16 activations (TRL's
+    `peft_module_casting_to_bf16`); on CUDA `F.layer_norm` refuses any mix, on CPU one of the two.
+    PicoGPT's norm computes in float32 and hands back the input's dtype."""
+    from pipelines.models.picogpt.modeling_picogpt import PicoGPTLayerNorm
+
+    torch.manual_seed(0)
+    norm = PicoGPTLayerNorm(32, eps=1e-5, bias=True)
+    torch.nn.init.normal_(norm.weight, 1.0, 0.2)
+    torch.nn.init.normal_(norm.bias, 0.0, 0.2)
+    x = (torch.randn(2, 5, 32) * 3 + 1).to(input_dtype)
+    expected = torch.nn.functional.layer_norm(
+        x.float(), (32,), norm.weight.to(weight_dtype).float(), norm.bias.to(weight_dtype).float(), 1e-5
+    )
+    out = norm.to(weight_dtype)(x)
+    assert out.dtype == input_dtype
+    torch.testing.assert_close(out.float(), expected.to(input_dtype).float())

@@ -79,6 +79,27 @@ def test_continued_pretraining_with_lora_saves_a_trained_adapter(tmp_path, tiny_
     assert type(load_policy(out)).__name__ == "PeftModelForCausalLM"
 
 
+def test_pretraining_from_scratch_uses_the_requested_attention(tmp_path):
+    """`attn_implementation` (TRL's ModelConfig) reaches a model built from the YAML's shape, not
+    only one loaded with `model_name_or_path`."""
+    from recipe_runs import load_recipe, parse_for, stage_args
+
+    module, seen = load_recipe("pretrain"), {}
+
+    class _Stop(Exception):
+        pass
+
+    def stop_at_trainer(*, model, **kwargs):
+        seen["attn"] = model.config._attn_implementation
+        raise _Stop
+
+    module.SFTTrainer = stop_at_trainer
+    argv = stage_args("pretrain", tmp_path / "configs", tmp_path / "out", {}, attn_implementation="eager")
+    with pytest.raises(_Stop):
+        module.main(*parse_for("pretrain", argv))
+    assert seen == {"attn": "eager"}
+
+
 def test_ppo_measures_its_kl_against_ref_model_path(tmp_path_factory, tmp_path):
     """The KL penalty is taken against `ref_model_path` when given, else against the policy's start.
 

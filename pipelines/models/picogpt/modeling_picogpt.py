@@ -46,10 +46,24 @@ __all__ = [
 
 
 class PicoGPTLayerNorm(nn.LayerNorm):
-    """LayerNorm with an optional bias (PyTorch's `bias=False` keeps the fused kernel)."""
+    """LayerNorm with an optional bias, computed in float32 and returned in the input's dtype.
+
+    float32 inside, as LlamaRMSNorm does: bf16's 8-bit mantissa is too coarse for the mean and
+    variance of a wide hidden state. It also lets the weight's dtype differ from the input's:
+    TRL and PEFT cast norm weights to float32 for QLoRA (`peft_module_casting_to_bf16`,
+    `prepare_model_for_kbit_training`) while the activations stay bf16, and `F.layer_norm`
+    refuses mixed dtypes. In float32 both casts are no-ops.
+    """
 
     def __init__(self, hidden_size: int, eps: float, bias: bool) -> None:
         super().__init__(hidden_size, eps=eps, bias=bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        input_dtype = hidden_states.dtype
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        out = nn.functional.layer_norm(hidden_states.float(), self.normalized_shape, weight, bias, self.eps)
+        return out.to(input_dtype)
 
 
 class PicoGPTRotaryEmbedding(nn.Module):
