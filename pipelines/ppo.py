@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ from torch.utils.data import DataLoader, Sampler
 from transformers import TrainerCallback
 from trl.experimental.ppo import PPOConfig
 from trl.experimental.ppo import PPOTrainer as TRLPPOTrainer
+from trl.experimental.ppo import ppo_trainer as _trl_ppo_module
 
 __all__ = ["PPOTrainer", "PPOConfig"]
 
@@ -95,6 +97,28 @@ def _resolve_auto_gradient_accumulation(args) -> None:
         os.environ[key] = str(args.gradient_accumulation_steps)
 
 
+@contextmanager
+def _deepspeed_leaves_weightless_models_alone() -> Iterator[None]:
+    """While TRL's `__init__` runs: `prepare_deepspeed` returns a model without parameters as it is.
+
+    Under DeepSpeed TRL wraps the reward model in an inference engine. A judge function behind the
+    reward-model interface (`pipelines.rewards.JudgeRewardModel`) has nothing to place or shard,
+    and DeepSpeed fails on it (no `config`; ZeRO-3 indexes its empty parameter list).
+    """
+    original = _trl_ppo_module.prepare_deepspeed
+
+    def prepare_deepspeed(model, accelerator):
+        if model is not None and next(model.parameters(), None) is None:
+            return model
+        return original(model, accelerator)
+
+    _trl_ppo_module.prepare_deepspeed = prepare_deepspeed
+    try:
+        yield
+    finally:
+        _trl_ppo_module.prepare_deepspeed = original
+
+
 class PPOTrainer(TRLPPOTrainer):
     """`trl.experimental.ppo.PPOTrainer` plus PPO-ptx, exact resume and DDP-safe saving.
 
@@ -114,7 +138,8 @@ class PPOTrainer(TRLPPOTrainer):
         **kwargs,
     ) -> None:
         _resolve_auto_gradient_accumulation(kwargs.get("args", args[0] if args else None))
-        super().__init__(*args, **kwargs)
+        with _deepspeed_leaves_weightless_models_alone():
+            super().__init__(*args, **kwargs)
         unwrapped = self.accelerator.unwrap_model(self.model)
         if unwrapped is not self.model:
             # TRL calls `model.policy` on the prepared (possibly DDP-wrapped) model; a plain

@@ -234,3 +234,23 @@ def test_deepspeed_zero_one_process(stage, zero_stage, tiny, tmp_path):
     assert record["distributed_type"] == "DistributedType.DEEPSPEED" and record["zero_stage"] == zero_stage
     assert record["global_step"] == (32 // 4 if stage == "ppo" else 4)
     _assert_trained_and_loadable(out, tiny, "reward" if stage == "reward" else "causal")
+
+
+@pytest.mark.multiprocess
+def test_deepspeed_zero3_ppo_against_the_gold_judge(tiny, tmp_path):
+    """`gold_reward`: the reward model is a judge function without weights, which DeepSpeed cannot
+    wrap (ZeRO-3 fails on an empty parameter list); `pipelines.ppo.PPOTrainer` leaves it unwrapped."""
+    pytest.importorskip("deepspeed")
+    out, ranks = tmp_path / "ppo_gold", tmp_path / "ranks"
+    launcher = ["--config_file", "accelerate_configs/deepspeed_zero3.yaml", "--num_processes", "1",
+                "--mixed_precision", "no"]  # fmt: skip
+    args = ["--config", "recipes/tiny/variants/ppo_gold.yaml", "--output_dir", str(out), "--model_name_or_path",
+            str(tiny), "--reward_model_path", str(tiny), *PPO_ARGS]  # fmt: skip
+    _run_ok(launch(launcher, "ppo", args, recipe_env(PIPELINES_DEBUG_RANK_DIR=str(ranks)), timeout=900))
+    (record,) = [json.loads(p.read_text()) for p in ranks.glob("rank*.json")]
+    assert record["zero_stage"] == 3 and record["global_step"] == 32 // 4
+    history = json.loads((out / "log_history.json").read_text())["log_history"]
+    scores = [entry["objective/scores"] for entry in history if "objective/scores" in entry]
+    # 4 x gold score in [0, 4], minus missing_eos_penalty (1.0) for answers cut without EOS
+    assert scores and all(-1.0 <= s <= 4.0 for s in scores), scores
+    _assert_trained_and_loadable(out, tiny, "causal")
