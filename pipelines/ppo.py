@@ -13,6 +13,9 @@ What this adds, each at one hook of TRL's trainer:
 - **Distributed fixes**: under DDP, TRL reaches `model.policy` through the DDP wrapper (PEFT
   without a reference model fails) and `save_model` fails on a shared-tensor error; the
   wrapper here exposes `policy`/`value_model` and saves the unwrapped policy on the main process.
+  Under DeepSpeed, TRL's own `Accelerator` cannot read the configs' `gradient_accumulation_steps:
+  auto`, and DeepSpeed cannot wrap a reward model without weights (the gold judge); both are
+  handled around TRL's `__init__`.
 
 Generation with TRL's `num_sample_generations > 0` draws from the RNG between updates; set it
 to 0 (the recipes do) when exact resume matters.

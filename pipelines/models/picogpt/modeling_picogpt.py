@@ -50,9 +50,9 @@ class PicoGPTLayerNorm(nn.LayerNorm):
 
     float32 inside, as LlamaRMSNorm does: bf16's 8-bit mantissa is too coarse for the mean and
     variance of a wide hidden state. It also lets the weight's dtype differ from the input's:
-    TRL and PEFT cast norm weights to float32 for QLoRA (`peft_module_casting_to_bf16`,
-    `prepare_model_for_kbit_training`) while the activations stay bf16, and `F.layer_norm`
-    refuses mixed dtypes. In float32 both casts are no-ops.
+    TRL's PPOTrainer casts norm weights to float32 for 4-bit LoRA in bf16
+    (`peft_module_casting_to_bf16`) while the activations stay bf16, and `F.layer_norm` on CUDA
+    refuses mixed dtypes (tests/test_gpu.py, QLoRA PPO). In float32 both casts are no-ops.
     """
 
     def __init__(self, hidden_size: int, eps: float, bias: bool) -> None:
