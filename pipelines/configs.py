@@ -19,6 +19,7 @@ from trl import TrlParser
 
 __all__ = [
     "ConfigError",
+    "GoldRewardArguments",
     "PPOScriptArguments",
     "PretrainScriptArguments",
     "RLScriptArguments",
@@ -141,8 +142,38 @@ class RewardScriptArguments(ScriptArguments):
 
 
 @dataclass
-class RLScriptArguments(ScriptArguments):
-    """Online RL (RLOO, GRPO): a policy from `model_name_or_path`, a reward model from here."""
+class GoldRewardArguments(ScriptArguments):
+    """`gold_reward` replaces the reward model's score by the embedded task's gold judge: what an RL
+    stage would reach with a perfect reward model, the ceiling of the learned one (a diagnostic)."""
+
+    gold_reward: bool = field(
+        default=False,
+        metadata={
+            "help": "Reward answers with the embedded task's gold judge (times gold_reward_scale) instead of the "
+            "reward model: what a perfect reward model would give on the same budget. PPO's value model still "
+            "starts from value_model_path (default: reward_model_path)."
+        },
+    )
+    gold_reward_scale: float = field(
+        default=4.0, metadata={"help": "The reward is this times the gold score."}
+    )
+
+    def __post_init__(self) -> None:  # checked at parse time, before any model is loaded
+        if self.gold_reward and self.dataset_name != "embedded":
+            raise ConfigError(
+                f"gold_reward needs the embedded task's prompts, which its gold judge scores, but dataset_name is "
+                f"{self.dataset_name!r}. Set dataset_name: embedded or gold_reward: false."
+            )
+        if self.gold_reward and self.gold_reward_scale <= 0:
+            raise ConfigError(
+                f"gold_reward_scale must be > 0, got {self.gold_reward_scale}: the reward is it times the gold score."
+            )
+
+
+@dataclass
+class RLScriptArguments(GoldRewardArguments):
+    """Online RL (RLOO, GRPO): a policy from `model_name_or_path`, a reward model from here (or the
+    gold judge, `gold_reward`)."""
 
     reward_model_path: str | None = field(default=None, metadata={"help": "Reward model folder or Hub id."})
     reward_model_revision: str | None = None
@@ -152,7 +183,7 @@ class RLScriptArguments(ScriptArguments):
 
 
 @dataclass
-class PPOScriptArguments(ScriptArguments):
+class PPOScriptArguments(GoldRewardArguments):
     """PPO: policy (and reference) from `model_name_or_path`, reward and value from the reward stage.
 
     `ref_model_path` keeps the reference apart from the policy's starting point: a policy continued
@@ -182,17 +213,6 @@ class PPOScriptArguments(ScriptArguments):
     max_prompt_length: int = field(
         default=128, metadata={"help": "Longer prompts are dropped (and counted)."}
     )
-    gold_reward: bool = field(
-        default=False,
-        metadata={
-            "help": "Reward answers with the embedded task's gold judge (times gold_reward_scale) instead of the "
-            "reward model: what a perfect reward model would give on the same budget. The value model still "
-            "starts from value_model_path (default: reward_model_path)."
-        },
-    )
-    gold_reward_scale: float = field(
-        default=4.0, metadata={"help": "PPO's reward is this times the gold score."}
-    )
     ptx_coef: float = field(default=0.0, metadata={"help": "gamma of PPO-ptx; 0 is plain PPO."})
     ptx_dataset_name: str | None = field(
         default="embedded", metadata={"help": "Pretraining text for PPO-ptx."}
@@ -202,20 +222,12 @@ class PPOScriptArguments(ScriptArguments):
         default=128, metadata={"help": "Tokens per pretraining sequence for PPO-ptx."}
     )
 
-    def __post_init__(self) -> None:  # checked at parse time, before any model is loaded
-        if self.gold_reward and self.dataset_name != "embedded":
-            raise ConfigError(
-                f"gold_reward needs the embedded task's prompts, which its gold judge scores, but dataset_name is "
-                f"{self.dataset_name!r}. Set dataset_name: embedded or gold_reward: false."
-            )
-        if self.gold_reward and self.gold_reward_scale <= 0:
-            raise ConfigError(
-                f"gold_reward_scale must be > 0, got {self.gold_reward_scale}: PPO's reward is it times the gold score."
-            )
-
 
 def recipe_dataclasses(stage: str) -> tuple[type, ...]:
-    """`(ScriptArguments, <Stage>Config, ModelConfig)` that `recipes/<stage>.py` parses (`ppo_ptx`, `ppo_gold` are PPO)."""
+    """`(ScriptArguments, <Stage>Config, ModelConfig)` that `recipes/<stage>.py` parses.
+
+    `ppo_ptx` is PPO; `ppo_gold`, `rloo_gold` and `grpo_gold` are their stage against the gold judge.
+    """
     from trl import GRPOConfig, ModelConfig, RewardConfig, RLOOConfig, SFTConfig
 
     from pipelines.ppo import PPOConfig
@@ -228,7 +240,9 @@ def recipe_dataclasses(stage: str) -> tuple[type, ...]:
         "ppo_ptx": (PPOScriptArguments, PPOConfig),
         "ppo_gold": (PPOScriptArguments, PPOConfig),
         "rloo": (RLScriptArguments, RLOOConfig),
+        "rloo_gold": (RLScriptArguments, RLOOConfig),
         "grpo": (RLScriptArguments, GRPOConfig),
+        "grpo_gold": (RLScriptArguments, GRPOConfig),
     }
     if stage not in table:
         raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(table)}.")

@@ -135,7 +135,7 @@ def _reward_lines(config: dict) -> list[str]:
     if config.get("gold_reward"):
         return [
             f"- Reward: the embedded task's gold judge x {config.get('gold_reward_scale')} (`gold_reward`), not a "
-            "learned reward model: this policy measures what a perfect reward model would give PPO."
+            "learned reward model: this policy measures what a perfect reward model would give its RL stage."
         ]
     lines = []
     for key, role in (("reward_model_path", "Reward model"), ("ref_model_path", "KL reference")):

@@ -27,7 +27,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from pipelines.evaluation import decode_responses
 
-__all__ = ["JudgeRewardModel"]
+__all__ = ["JudgeRewardModel", "gold_reward_function"]
 
 
 class _Judge(nn.Module):
@@ -93,3 +93,23 @@ class JudgeRewardModel(nn.Module):
             from pipelines.data import gold_score as judge
         self.judge = _Judge(tokenizer, judge, scale)
         self.score = nn.Identity()
+
+
+def gold_reward_function(
+    scale: float = 4.0, judge: Callable[..., float] | None = None
+) -> Callable[..., list[float]]:
+    """The gold judge as a reward function of TRL's RLOO and GRPO trainers (`reward_funcs=`).
+
+    TRL calls it with the batch's `prompts` and `completions`, conversational (lists of messages)
+    or plain strings, and logs its mean as `rewards/gold_judge/mean`. Each completion is scored as
+    the evaluation scores an answer: its text, stripped (TRL decodes without special tokens, so
+    the EOS that ends it is not in the text), times `scale`.
+    """
+    if judge is None:
+        from pipelines.data import gold_score as judge
+
+    def gold_judge(prompts: list, completions: list, **_: object) -> list[float]:
+        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+        return [scale * judge(prompt, text.strip()) for prompt, text in zip(prompts, texts, strict=True)]
+
+    return gold_judge

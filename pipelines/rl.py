@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from pipelines.loading import (
     load_splits,
 )
 from pipelines.preprocessing import chat_token_ids
+from pipelines.rewards import gold_reward_function
 
 __all__ = ["OnlineRLInputs", "load_online_rl_inputs"]
 
@@ -30,7 +32,7 @@ logger = logging.getLogger("pipelines")
 class OnlineRLInputs:
     tokenizer: PreTrainedTokenizerBase
     policy: PreTrainedModel
-    reward_model: PreTrainedModel
+    reward_model: PreTrainedModel | Callable[..., list[float]]  # a reward function with `gold_reward`
     train: Dataset
     test: Dataset
     peft_config: Any
@@ -39,19 +41,22 @@ class OnlineRLInputs:
 def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInputs:
     """Check sources, tokenizers and prompts first; then load the policy and the reward model."""
     policy_path, reward_path = model_args.model_name_or_path, script_args.reward_model_path
-    if not reward_path:
+    gold = script_args.gold_reward  # the gold judge is the reward: no reward model to check or load
+    if not reward_path and not gold:
         raise ConfigError(
             "reward_model_path is not set: point it at the reward stage's output folder or a Hub id."
         )
     check_model_source(policy_path, model_args.model_revision)
-    check_model_source(reward_path, script_args.reward_model_revision, "reward_model_path")
+    if not gold:
+        check_model_source(reward_path, script_args.reward_model_revision, "reward_model_path")
     remote = training_args.trust_remote_code
     tokenizer = get_tokenizer(policy_path, revision=model_args.model_revision, trust_remote_code=remote,
                               padding_side="left")  # fmt: skip
-    reward_tokenizer = get_tokenizer(
-        reward_path, revision=script_args.reward_model_revision, trust_remote_code=remote
-    )
-    check_same_tokenizer(tokenizer, reward_tokenizer, policy_path, reward_path)
+    if not gold:
+        reward_tokenizer = get_tokenizer(
+            reward_path, revision=script_args.reward_model_revision, trust_remote_code=remote
+        )
+        check_same_tokenizer(tokenizer, reward_tokenizer, policy_path, reward_path)
 
     def fits(row) -> bool:
         return (
@@ -72,8 +77,12 @@ def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInp
         )
     train, test = kept_train, kept_test
     policy = get_model(policy_path, model_args, revision=model_args.model_revision, trust_remote_code=remote)
-    reward_model = get_model(reward_path, model_args, task="reward", revision=script_args.reward_model_revision,
-                             trust_remote_code=remote)  # fmt: skip
+    reward_model = (
+        gold_reward_function(script_args.gold_reward_scale)
+        if gold
+        else get_model(reward_path, model_args, task="reward", revision=script_args.reward_model_revision,
+                       trust_remote_code=remote)
+    )  # fmt: skip
     # TRL reads the generation length and stop from the policy's generation config.
     policy.generation_config.eos_token_id = tokenizer.eos_token_id
     policy.generation_config.pad_token_id = tokenizer.pad_token_id

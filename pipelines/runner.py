@@ -7,6 +7,7 @@ is present; each is chained to the outputs of the stages before it:
                              -> ppo_ptx     (PPO-ptx: recipes/ppo.py with ptx_coef > 0)
                              -> ppo_gold    (PPO against the gold judge: the reward model's ceiling)
                              -> rloo, grpo  (TRL's maintained online RL trainers)
+                             -> rloo_gold, grpo_gold  (the same against the gold judge; need no reward stage)
 
 A stage whose output folder is complete (`stage_info.json`) is skipped; an interrupted one
 resumes from its last checkpoint, because the recipes do that on their own.
@@ -45,9 +46,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("ppo_ptx", "ppo.py", (("--model_name_or_path", "sft"), ("--reward_model_path", "reward"))),
     Stage("ppo_gold", "ppo.py", (("--model_name_or_path", "sft"), ("--reward_model_path", "reward"))),
     Stage("rloo", "rloo.py", (("--model_name_or_path", "sft"), ("--reward_model_path", "reward"))),
+    Stage("rloo_gold", "rloo.py", (("--model_name_or_path", "sft"),)),
     Stage("grpo", "grpo.py", (("--model_name_or_path", "sft"), ("--reward_model_path", "reward"))),
+    Stage("grpo_gold", "grpo.py", (("--model_name_or_path", "sft"),)),
 )
-POLICY_STAGES = ("sft", "ppo", "ppo_ptx", "ppo_gold", "rloo", "grpo")
+POLICY_STAGES = ("sft", "ppo", "ppo_ptx", "ppo_gold", "rloo", "rloo_gold", "grpo", "grpo_gold")
 
 
 def default_recipe_dir() -> Path:

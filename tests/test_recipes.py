@@ -39,8 +39,11 @@ def test_yaml_parses_with_its_stage_dataclasses(path, tmp_path):
         assert training_args.num_sample_generations == 0, "sampling between updates breaks exact PPO resume"
     if path.stem == "ppo_ptx":
         assert script_args.ptx_coef > 0
-    if path.stem.startswith("ppo"):
-        assert script_args.gold_reward == (path.stem == "ppo_gold"), "only ppo_gold trains against the judge"
+    if hasattr(script_args, "gold_reward"):  # PPO, RLOO, GRPO
+        gold = path.stem.endswith("_gold")
+        assert script_args.gold_reward == gold, "only the *_gold variants train against the judge"
+        if path.stem in ("rloo", "grpo"):
+            assert script_args.reward_model_path == config["reward_model_path"]
 
 
 @pytest.mark.parametrize("recipe_dir", ["tiny", "ci", "small", "base"])

@@ -1,4 +1,8 @@
-"""The gold judge as PPO's reward (`gold_reward`): the learned reward model's ceiling."""
+"""The gold judge as the RL stages' reward (`gold_reward`): the learned reward model's ceiling.
+
+PPO gets it behind the reward-model interface (`JudgeRewardModel`), RLOO and GRPO as a reward
+function (`gold_reward_function`).
+"""
 
 from __future__ import annotations
 
@@ -110,3 +114,47 @@ def test_ppo_recipe_trains_against_the_judge_not_the_reward_model(tmp_path_facto
         row[-1]["content"] for row in get_dataset("embedded", "prompts", seed=0)["train"]["prompt"]
     }
     assert len(calls) == 8 and {p for p, _ in calls} <= train_prompts
+
+
+def test_reward_function_scores_conversational_and_plain_completions():
+    from pipelines.data import gold_score
+    from pipelines.rewards import gold_reward_function
+
+    reward = gold_reward_function(scale=2.0)
+    prompts = [[{"role": "user", "content": "List exactly 3 fruits."}], "Write horse exactly four times."]
+    completions = [[{"role": "assistant", "content": " apple, pear, plum\n"}], "horse horse horse"]
+    expected = [
+        2.0 * gold_score(prompts[0], "apple, pear, plum"),
+        2.0 * gold_score(prompts[1], "horse horse horse"),
+    ]
+    assert reward(prompts=prompts, completions=completions, completion_ids=[[1], [2]]) == expected
+    assert expected[0] == 2.0 and 0.0 < expected[1] < 2.0  # a right list, a partial repeat
+    assert reward.__name__ == "gold_judge"  # TRL logs rewards/gold_judge/mean
+
+
+def test_rloo_recipe_trains_against_the_judge_without_a_reward_model(tmp_path_factory, tmp_path, monkeypatch):
+    """`gold_reward` in RLOO: no reward stage needed; every completion is scored by the judge."""
+    from recipe_runs import build_chain, logged_numbers, parse_for, run_recipe
+
+    import pipelines.data
+    from pipelines.data import get_dataset
+
+    calls = []
+    monkeypatch.setattr(pipelines.data, "gold_score", lambda p, a: calls.append((p, a)) or 0.25)
+    chain = build_chain(tmp_path_factory.getbasetemp() / "reliability-chain", "chain-a")
+    out = tmp_path / "rloo-gold"
+    argv = ["--config", "recipes/tiny/variants/rloo_gold.yaml", "--model_name_or_path", str(chain / "sft"),
+            "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "4",
+            "--num_generations", "2", "--max_completion_length", "8", "--max_prompt_length", "256",
+            "--logging_steps", "1", "--save_strategy", "no"]  # fmt: skip
+    script_args = parse_for("rloo", argv)[0]
+    assert script_args.gold_reward and script_args.reward_model_path is None
+    run_recipe("rloo", argv)
+
+    rewards = [e["rewards/gold_judge/mean"] for e in logged_numbers(out) if "rewards/gold_judge/mean" in e]
+    assert rewards == [pytest.approx(1.0)] * 2  # 4 x 0.25 at each of the two steps
+    train_prompts = {
+        row[-1]["content"] for row in get_dataset("embedded", "prompts", seed=0)["train"]["prompt"]
+    }
+    assert len(calls) == 2 * 4  # 2 steps x (2 prompts x 2 completions)
+    assert {p[-1]["content"] for p, _ in calls} <= train_prompts
