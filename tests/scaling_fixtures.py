@@ -15,7 +15,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-__all__ = ["REPO", "build_tiny_checkpoint", "launch", "recipe_env"]
+__all__ = [
+    "QUANT_FLAGS",
+    "REPO",
+    "assert_adapter_merges",
+    "assert_trained_and_loadable",
+    "build_tiny_checkpoint",
+    "launch",
+    "recipe_env",
+]
+
+# Command-line flags on top of recipes/tiny/qlora/*.yaml (4-bit nf4, double quantisation) per quantisation.
+QUANT_FLAGS = {"4bit": [], "8bit": ["--load_in_4bit", "false", "--load_in_8bit", "true"]}
 
 
 def build_tiny_checkpoint(path: Path) -> Path:
@@ -60,3 +71,69 @@ def launch(
     """`accelerate launch <launcher> recipes/<recipe>.py <args>` from the repository root."""
     command = [sys.executable, "-m", "accelerate.commands.launch", *launcher, f"recipes/{recipe}.py", *args]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_trained_and_loadable(out: Path, start: Path, task: str, policy_eval: bool = True) -> None:
+    """Full model saved in `out`: loads with its Auto class; its weights moved away from `start`."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    info = json.loads((out / "stage_info.json").read_text())
+    assert info["complete"] is True
+    # recipes/tiny/reward.yaml samples the policy (on the main process, unsharded) for this metric
+    if task == "reward" and policy_eval:
+        assert 0.0 <= info["metrics"]["eval_policy_accuracy"] <= 1.0
+    auto = AutoModelForSequenceClassification if task == "reward" else AutoModelForCausalLM
+    model = auto.from_pretrained(out, **({"num_labels": 1} if task == "reward" else {})).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    ids = tokenizer("How many legs does a cat have?", return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**ids).logits
+    assert torch.isfinite(logits).all()
+    assert logits.shape[-1] == (1 if task == "reward" else len(tokenizer))
+    saved, initial = load_file(out / "model.safetensors"), load_file(start / "model.safetensors")
+    shared = [k for k in saved if k in initial]
+    assert shared and all(saved[k].shape == initial[k].shape and saved[k].numel() for k in shared), (
+        "empty/partial save"
+    )
+    assert any(not torch.equal(saved[k].float(), initial[k].float()) for k in shared), (
+        "saved weights are the start"
+    )
+
+
+def assert_adapter_merges(adapter_dir: Path, base_dir: Path, task: str, tmp_path: Path) -> None:
+    """LoRA adapter in `adapter_dir`: trained (a non-zero B), merges into the unquantised base, and the
+    merged model saves and loads with its Auto class with the adapter's outputs."""
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    adapter = load_file(adapter_dir / "adapter_model.safetensors")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in adapter.items()), (
+        "LoRA B is still zero: no training"
+    )
+    if task == "reward":
+        assert any("score" in k for k in adapter), "the reward head is not saved with the adapter (task_type)"
+        auto, kwargs = AutoModelForSequenceClassification, {"num_labels": 1}
+    else:
+        auto, kwargs = AutoModelForCausalLM, {}
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    ids = tokenizer("Name three fruits.", return_tensors="pt")
+    peft_model = PeftModel.from_pretrained(auto.from_pretrained(base_dir, **kwargs), adapter_dir).eval()
+    with torch.no_grad():
+        expected = peft_model(**ids).logits
+    merged = peft_model.merge_and_unload()
+    merged.save_pretrained(tmp_path / "merged")
+    tokenizer.save_pretrained(tmp_path / "merged")
+    reloaded = auto.from_pretrained(tmp_path / "merged", **kwargs).eval()
+    assert type(reloaded).__name__.startswith("PicoGPTFor")
+    with torch.no_grad():
+        got = reloaded(**ids).logits
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    base = auto.from_pretrained(base_dir, **kwargs).eval()
+    with torch.no_grad():
+        assert not torch.allclose(base(**ids).logits, got), "the merged model is the base model"

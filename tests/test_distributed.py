@@ -23,8 +23,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from scaling_fixtures import build_tiny_checkpoint, launch, recipe_env
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from scaling_fixtures import (
+    assert_trained_and_loadable,
+    build_tiny_checkpoint,
+    launch,
+    recipe_env,
+)
+from transformers import AutoModelForCausalLM
 
 import pipelines  # noqa: F401  (registers PicoGPT with the Auto classes)
 
@@ -80,32 +85,6 @@ def check_rank_records(
 
 def _run_ok(result) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + "\n" + result.stderr[-6000:]
-
-
-def _assert_trained_and_loadable(out: Path, start: Path, task: str, policy_eval: bool = True) -> None:
-    """Full model saved in `out`: loads with its Auto class; its weights moved away from `start`."""
-    info = json.loads((out / "stage_info.json").read_text())
-    assert info["complete"] is True
-    if (
-        task == "reward" and policy_eval
-    ):  # recipes/tiny/reward.yaml samples the policy: main process, unsharded
-        assert 0.0 <= info["metrics"]["eval_policy_accuracy"] <= 1.0
-    auto = AutoModelForSequenceClassification if task == "reward" else AutoModelForCausalLM
-    model = auto.from_pretrained(out, **({"num_labels": 1} if task == "reward" else {})).eval()
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    ids = tokenizer("How many legs does a cat have?", return_tensors="pt")
-    with torch.no_grad():
-        logits = model(**ids).logits
-    assert torch.isfinite(logits).all()
-    assert logits.shape[-1] == (1 if task == "reward" else len(tokenizer))
-    saved, initial = load_file(out / "model.safetensors"), load_file(start / "model.safetensors")
-    shared = [k for k in saved if k in initial]
-    assert shared and all(saved[k].shape == initial[k].shape and saved[k].numel() for k in shared), (
-        "empty/partial save"
-    )
-    assert any(not torch.equal(saved[k].float(), initial[k].float()) for k in shared), (
-        "saved weights are the start"
-    )
 
 
 # --------------------------------------------------------------------------- the checker itself
@@ -168,7 +147,7 @@ def test_ddp_two_processes_sft_and_reward(stage, tiny, tmp_path):
     _run_ok(launch(DDP, stage, args, recipe_env(ACCELERATE_USE_CPU="1", PIPELINES_DEBUG_RANK_DIR=str(ranks))))
     records = check_rank_records(ranks, 2, min_batches=4, distributed_type="DistributedType.MULTI_CPU")
     assert all(r["global_step"] == 4 for r in records)
-    _assert_trained_and_loadable(out, tiny, "reward" if stage == "reward" else "causal")
+    assert_trained_and_loadable(out, tiny, "reward" if stage == "reward" else "causal")
 
 
 @pytest.mark.multiprocess
@@ -179,7 +158,7 @@ def test_ddp_two_processes_ppo_saves_a_loadable_policy(tiny, tmp_path):
     _run_ok(launch(DDP, "ppo", args, recipe_env(ACCELERATE_USE_CPU="1", PIPELINES_DEBUG_RANK_DIR=str(ranks))))
     records = check_rank_records(ranks, 2, PPO_UPDATES_2_RANKS, "DistributedType.MULTI_CPU")
     assert all(r["global_step"] == PPO_UPDATES_2_RANKS for r in records)
-    _assert_trained_and_loadable(out, tiny, "causal")
+    assert_trained_and_loadable(out, tiny, "causal")
 
 
 @pytest.mark.multiprocess
@@ -233,7 +212,7 @@ def test_deepspeed_zero_one_process(stage, zero_stage, tiny, tmp_path):
     (record,) = [json.loads(p.read_text()) for p in ranks.glob("rank*.json")]
     assert record["distributed_type"] == "DistributedType.DEEPSPEED" and record["zero_stage"] == zero_stage
     assert record["global_step"] == (32 // 4 if stage == "ppo" else 4)
-    _assert_trained_and_loadable(out, tiny, "reward" if stage == "reward" else "causal")
+    assert_trained_and_loadable(out, tiny, "reward" if stage == "reward" else "causal")
 
 
 @pytest.mark.multiprocess
@@ -253,4 +232,4 @@ def test_deepspeed_zero3_ppo_against_the_gold_judge(tiny, tmp_path):
     scores = [entry["objective/scores"] for entry in history if "objective/scores" in entry]
     # 4 x gold score in [0, 4], minus missing_eos_penalty (1.0) for answers cut without EOS
     assert scores and all(-1.0 <= s <= 4.0 for s in scores), scores
-    _assert_trained_and_loadable(out, tiny, "causal")
+    assert_trained_and_loadable(out, tiny, "causal")

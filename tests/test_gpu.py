@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import make_tiny_config
-from scaling_fixtures import build_tiny_checkpoint, launch, recipe_env
+from scaling_fixtures import (
+    QUANT_FLAGS,
+    assert_adapter_merges,
+    assert_trained_and_loadable,
+    build_tiny_checkpoint,
+    launch,
+    recipe_env,
+)
 
 import pipelines  # noqa: F401  (registers PicoGPT with the Auto classes)
 from pipelines import PicoGPTForCausalLM, PicoGPTForSequenceClassification
@@ -206,13 +213,11 @@ def _run_stage(launcher: list[str], stage: str, ckpt: Path, out: Path, ranks: Pa
 
 @pytest.mark.parametrize("stage", ["sft", "reward", "ppo"])
 def test_recipe_trains_in_bf16_on_one_gpu(stage, tiny_ckpt, tmp_path):
-    from test_distributed import _assert_trained_and_loadable
-
     out = tmp_path / stage
     record = _run_stage(["--config_file", "accelerate_configs/single_gpu.yaml"], stage, tiny_ckpt, out,
                         tmp_path / "ranks")  # fmt: skip
     assert record["mixed_precision"] == "bf16" and record["distributed_type"] == "DistributedType.NO", record
-    _assert_trained_and_loadable(
+    assert_trained_and_loadable(
         out, tiny_ckpt, "reward" if stage == "reward" else "causal", policy_eval=False
     )
 
@@ -220,14 +225,12 @@ def test_recipe_trains_in_bf16_on_one_gpu(stage, tiny_ckpt, tmp_path):
 @pytest.mark.parametrize("quant", ["4bit", "8bit"])
 @pytest.mark.parametrize("stage", ["sft", "reward", "ppo"])
 def test_quantized_lora_recipe_on_one_gpu_trains_and_merges(stage, quant, tiny_ckpt, tmp_path):
-    from test_quantization import QUANT, _merge_and_check
-
     out = tmp_path / stage
     _run_stage(["--config_file", "accelerate_configs/single_gpu.yaml"], stage, tiny_ckpt, out, tmp_path / "ranks",
-               "--dtype", "bfloat16", "--learning_rate", "1e-2", *QUANT[quant],
+               "--dtype", "bfloat16", "--learning_rate", "1e-2", *QUANT_FLAGS[quant],
                yaml=f"recipes/tiny/qlora/{stage}.yaml")  # fmt: skip
     assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
-    _merge_and_check(out, tiny_ckpt, "reward" if stage == "reward" else "causal", tmp_path)
+    assert_adapter_merges(out, tiny_ckpt, "reward" if stage == "reward" else "causal", tmp_path)
 
 
 @pytest.mark.parametrize("zero_stage", [2, 3])
@@ -235,8 +238,6 @@ def test_quantized_lora_recipe_on_one_gpu_trains_and_merges(stage, quant, tiny_c
 def test_deepspeed_zero_on_one_gpu(stage, zero_stage, tiny_ckpt, tmp_path):
     """ZeRO-2/3 with bf16 on one GPU, PPO included (ZeRO-3 gathers the policy for generation)."""
     pytest.importorskip("deepspeed")
-    from test_distributed import _assert_trained_and_loadable
-
     out = tmp_path / stage
     launcher = [
         "--config_file",
@@ -246,19 +247,17 @@ def test_deepspeed_zero_on_one_gpu(stage, zero_stage, tiny_ckpt, tmp_path):
     ]
     record = _run_stage(launcher, stage, tiny_ckpt, out, tmp_path / "ranks")
     assert record["distributed_type"] == "DistributedType.DEEPSPEED" and record["zero_stage"] == zero_stage
-    _assert_trained_and_loadable(
+    assert_trained_and_loadable(
         out, tiny_ckpt, "reward" if stage == "reward" else "causal", policy_eval=False
     )
 
 
 @pytest.mark.parametrize("stage", ["sft", "reward"])
 def test_fsdp2_on_one_gpu(stage, tiny_ckpt, tmp_path):
-    from test_distributed import _assert_trained_and_loadable
-
     out = tmp_path / stage
     launcher = ["--config_file", "accelerate_configs/fsdp.yaml", "--num_processes", "1"]
     record = _run_stage(launcher, stage, tiny_ckpt, out, tmp_path / "ranks")
     assert record["distributed_type"] == "DistributedType.FSDP", record
-    _assert_trained_and_loadable(
+    assert_trained_and_loadable(
         out, tiny_ckpt, "reward" if stage == "reward" else "causal", policy_eval=False
     )

@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-from scaling_fixtures import build_tiny_checkpoint, launch, recipe_env
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from scaling_fixtures import (
+    QUANT_FLAGS,
+    assert_adapter_merges,
+    build_tiny_checkpoint,
+    launch,
+    recipe_env,
+)
 
 import pipelines  # noqa: F401  (registers PicoGPT with the Auto classes)
 
@@ -42,10 +46,6 @@ def _bnb_cpu_reason() -> str | None:
 _REASON = _bnb_cpu_reason()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
 
-QUANT = {
-    "4bit": [],  # the qlora YAMLs: load_in_4bit, nf4, nested (double) quantisation
-    "8bit": ["--load_in_4bit", "false", "--load_in_8bit", "true"],
-}
 TRAIN_ARGS = {
     "sft": ["--max_steps", "4", "--max_train_samples", "64", "--per_device_train_batch_size", "4",
             "--eval_strategy", "no", "--save_strategy", "no", "--learning_rate", "1e-2"],
@@ -85,36 +85,6 @@ def test_eval_forward_before_training_keeps_4bit_gradients(tiny):
     ]
 
 
-def _merge_and_check(adapter_dir: Path, base_dir: Path, task: str, tmp_path: Path) -> None:
-    from peft import PeftModel
-
-    adapter = load_file(adapter_dir / "adapter_model.safetensors")
-    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in adapter.items()), (
-        "LoRA B is still zero: no training"
-    )
-    if task == "reward":
-        assert any("score" in k for k in adapter), "the reward head is not saved with the adapter (task_type)"
-        auto, kwargs = AutoModelForSequenceClassification, {"num_labels": 1}
-    else:
-        auto, kwargs = AutoModelForCausalLM, {}
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    ids = tokenizer("Name three fruits.", return_tensors="pt")
-    peft_model = PeftModel.from_pretrained(auto.from_pretrained(base_dir, **kwargs), adapter_dir).eval()
-    with torch.no_grad():
-        expected = peft_model(**ids).logits
-    merged = peft_model.merge_and_unload()
-    merged.save_pretrained(tmp_path / "merged")
-    tokenizer.save_pretrained(tmp_path / "merged")
-    reloaded = auto.from_pretrained(tmp_path / "merged", **kwargs).eval()
-    assert type(reloaded).__name__.startswith("PicoGPTFor")
-    with torch.no_grad():
-        got = reloaded(**ids).logits
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
-    base = auto.from_pretrained(base_dir, **kwargs).eval()
-    with torch.no_grad():
-        assert not torch.allclose(base(**ids).logits, got), "the merged model is the base model"
-
-
 @pytest.mark.multiprocess
 # 8-bit runs are in the slow suite (`-m slow`) to keep the default suite's share under ~5 minutes.
 @pytest.mark.parametrize("quant", ["4bit", pytest.param("8bit", marks=pytest.mark.slow)])
@@ -122,8 +92,8 @@ def _merge_and_check(adapter_dir: Path, base_dir: Path, task: str, tmp_path: Pat
 def test_quantized_lora_recipe_trains_and_merges(stage, quant, tiny, tmp_path):
     out = tmp_path / stage
     args = ["--config", f"recipes/tiny/qlora/{stage}.yaml", "--output_dir", str(out), "--model_name_or_path", str(tiny),
-            *(["--reward_model_path", str(tiny)] if stage == "ppo" else []), *QUANT[quant], *TRAIN_ARGS[stage]]  # fmt: skip
+            *(["--reward_model_path", str(tiny)] if stage == "ppo" else []), *QUANT_FLAGS[quant], *TRAIN_ARGS[stage]]  # fmt: skip
     result = launch(["--config_file", "accelerate_configs/cpu.yaml"], stage, args, recipe_env())
     assert result.returncode == 0, result.stdout[-3000:] + "\n" + result.stderr[-6000:]
     assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
-    _merge_and_check(out, tiny, "reward" if stage == "reward" else "causal", tmp_path)
+    assert_adapter_merges(out, tiny, "reward" if stage == "reward" else "causal", tmp_path)
