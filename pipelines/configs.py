@@ -189,8 +189,8 @@ class PPOScriptArguments(GoldRewardArguments):
     `ref_model_path` keeps the reference apart from the policy's starting point: a policy continued
     from an earlier PPO run stays penalised for drifting from SFT, not from that run.
 
-    `gold_reward` replaces the reward model's score by the embedded task's gold judge: what PPO
-    would reach with a perfect reward model, the ceiling of the learned one (a diagnostic).
+    `gold_reward` (`GoldRewardArguments`) scores with the gold judge; the value model still starts
+    from `value_model_path`.
 
     `ptx_coef > 0` turns PPO into InstructGPT's PPO-ptx: each update adds `ptx_coef` times the
     language-modelling loss on pretraining text (`ptx_dataset_name`) to the PPO loss.

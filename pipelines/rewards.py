@@ -1,10 +1,11 @@
-"""A program as the reward: the gold judge in the shape TRL's PPOTrainer calls a reward model.
+"""A program as the reward: the gold judge in the shapes TRL's RL trainers call a reward.
 
-TRL's PPO takes a reward *model* only (RLOO and GRPO also take functions). `JudgeRewardModel`
-wraps a judge `(prompt_text, answer_text) -> float` so that PPO can train against it; the PPO
-recipe's `gold_reward: true` uses the embedded task's gold judge. That is the ceiling of the
-learned reward model, as in Gao et al.'s reward over-optimisation study: PPO's result against the
-judge itself is what a perfect reward model would give, on the same budget.
+TRL's PPO takes a reward *model* only: `JudgeRewardModel` wraps a judge `(prompt_text,
+answer_text) -> float` so that PPO can train against it. RLOO and GRPO also take functions:
+`gold_reward_function` is the judge as one. The recipes' `gold_reward: true` uses the embedded
+task's gold judge. That is the ceiling of the learned reward model, as in Gao et al.'s reward
+over-optimisation study: the result against the judge itself is what a perfect reward model would
+give, on the same budget.
 
 How TRL scores a rollout (`trl.experimental.utils.get_reward`):
 
