@@ -239,7 +239,7 @@ def evaluate_policies(
     if reference not in policies:
         raise ValueError(f"reference {reference!r} is not among the policies {sorted(policies)}.")
     user_texts = [p[-1]["content"] for p in prompts]
-    tokenizer = AutoTokenizer.from_pretrained(policies[reference])
+    tokenizer = AutoTokenizer.from_pretrained(policies[reference], trust_remote_code=trust_remote_code)
     models = {name: load_policy(path, trust_remote_code) for name, path in policies.items()}
     responses = {
         name: generate_responses(m, tokenizer, prompts, max_new_tokens, seed=seed)

@@ -284,6 +284,7 @@ def _body(
         ]
 
     lines += ["", "## How to use", "", "```python"]
+    # AutoTokenizer reads the model's config first: without the flag a custom config means a prompt.
     remote = ", trust_remote_code=True" if remote_code or not is_adapter else ""
     if is_adapter:
         auto = "AutoModelForSequenceClassification" if is_classifier else "AutoModelForCausalLM"
@@ -301,7 +302,7 @@ def _body(
             "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
             "",
             f'model = AutoModelForSequenceClassification.from_pretrained("{name}"{remote})',
-            f'tokenizer = AutoTokenizer.from_pretrained("{name}")',
+            f'tokenizer = AutoTokenizer.from_pretrained("{name}"{remote})',
             'text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"},',
             '                                      {"role": "assistant", "content": "Hello!"}], tokenize=False)',
             "with torch.no_grad():",
@@ -312,7 +313,7 @@ def _body(
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "",
             f'model = AutoModelForCausalLM.from_pretrained("{name}"{remote})',
-            f'tokenizer = AutoTokenizer.from_pretrained("{name}")',
+            f'tokenizer = AutoTokenizer.from_pretrained("{name}"{remote})',
             'inputs = tokenizer("Hello", return_tensors="pt")',
             "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=20)[0]))",
         ]

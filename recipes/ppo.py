@@ -61,8 +61,11 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
             checked.add((path, revision))
             check_model_source(path, revision, field)
     remote = script_args.trust_remote_code
-    check_reward_head(reward_path, script_args.reward_model_revision, remote, "reward_model_path")
-    check_reward_head(value_path, script_args.value_model_revision, remote, "value_model_path")
+    # The value model starts from the reward model unless told otherwise: check each head once.
+    heads = {(reward_path, script_args.reward_model_revision): "reward_model_path"}
+    heads.setdefault((value_path, script_args.value_model_revision), "value_model_path")
+    for (path, revision), field in heads.items():
+        check_reward_head(path, revision, remote, field)
 
     # PPO generates on the right of the prompt: left padding is required.
     tokenizer = get_tokenizer(

@@ -1,4 +1,4 @@
-"""Helpers shared by `test_distributed.py` and `test_quantization.py` (not a test module).
+"""Helpers shared by `test_distributed.py`, `test_quantization.py` and `test_gpu.py` (not a test module).
 
 `build_tiny_checkpoint` saves what a pretraining stage leaves, small enough for many launched
 runs on 2 CPU cores: a byte-level BPE tokenizer trained on the embedded task's texts (with the
@@ -18,15 +18,30 @@ REPO = Path(__file__).resolve().parents[1]
 __all__ = [
     "QUANT_FLAGS",
     "REPO",
+    "REWARD_ARGS",
+    "SFT_ARGS",
     "assert_adapter_merges",
     "assert_trained_and_loadable",
     "build_tiny_checkpoint",
     "launch",
+    "ppo_args",
     "recipe_env",
 ]
 
 # Command-line flags on top of recipes/tiny/qlora/*.yaml (4-bit nf4, double quantisation) per quantisation.
 QUANT_FLAGS = {"4bit": [], "8bit": ["--load_in_4bit", "false", "--load_in_8bit", "true"]}
+
+# A few steps of each stage on top of recipes/tiny/*.yaml: enough to move every weight, no checkpoints.
+SFT_ARGS = ["--max_steps", "4", "--max_train_samples", "64", "--per_device_train_batch_size", "4",
+            "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1"]  # fmt: skip
+REWARD_ARGS = [*SFT_ARGS, "--max_eval_samples", "16"]
+
+
+def ppo_args(episodes: int) -> list[str]:
+    """PPO flags for `episodes` answers of 8 tokens in batches of 4 per process, one PPO epoch each."""
+    return ["--total_episodes", str(episodes), "--per_device_train_batch_size", "4",
+            "--local_rollout_forward_batch_size", "4", "--response_length", "8", "--num_ppo_epochs", "1",
+            "--save_strategy", "no", "--logging_steps", "1"]  # fmt: skip
 
 
 def build_tiny_checkpoint(path: Path) -> Path:

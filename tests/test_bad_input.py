@@ -281,6 +281,12 @@ def test_reward_model_with_a_non_scalar_head(tmp_path, tiny_model_dir, two_way_c
     )
     assert "need a scalar head (num_labels=1)" in message
 
+    argv = _args("ppo", tmp_path / "value", tiny_model_dir, value_model_path=two_way_classifier)
+    message = _fails("ppo", argv, monkeypatch)  # a value model apart from the reward model is checked too
+    assert message.startswith(
+        f"value_model_path='{two_way_classifier}' is a PicoGPTForSequenceClassification"
+    )
+
 
 def test_model_source_missing_folder_or_folder_without_a_model(tmp_path, tiny_model_dir, monkeypatch):
     missing = tmp_path / "no" / "such" / "model"

@@ -24,9 +24,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from scaling_fixtures import (
+    REWARD_ARGS,
+    SFT_ARGS,
     assert_trained_and_loadable,
     build_tiny_checkpoint,
     launch,
+    ppo_args,
     recipe_env,
 )
 from transformers import AutoModelForCausalLM
@@ -34,11 +37,7 @@ from transformers import AutoModelForCausalLM
 import pipelines  # noqa: F401  (registers PicoGPT with the Auto classes)
 
 DDP = ["--config_file", "accelerate_configs/cpu_ddp.yaml"]
-SFT_ARGS = ["--max_steps", "4", "--max_train_samples", "64", "--per_device_train_batch_size", "4",
-            "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1"]  # fmt: skip
-REWARD_ARGS = [*SFT_ARGS, "--max_eval_samples", "16"]
-PPO_ARGS = ["--total_episodes", "32", "--per_device_train_batch_size", "4", "--local_rollout_forward_batch_size", "4",
-            "--response_length", "8", "--num_ppo_epochs", "1", "--save_strategy", "no", "--logging_steps", "1"]  # fmt: skip
+PPO_ARGS = ppo_args(32)
 PPO_UPDATES_2_RANKS = 32 // (4 * 2)
 
 

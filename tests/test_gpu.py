@@ -24,10 +24,13 @@ import torch
 from conftest import make_tiny_config
 from scaling_fixtures import (
     QUANT_FLAGS,
+    REWARD_ARGS,
+    SFT_ARGS,
     assert_adapter_merges,
     assert_trained_and_loadable,
     build_tiny_checkpoint,
     launch,
+    ppo_args,
     recipe_env,
 )
 
@@ -175,14 +178,13 @@ def test_quantized_lora_on_cuda_uses_bitsandbytes_layers_and_learns(quant, tiny_
 
 # ---------------------------------------------------------------------------------- the recipes
 
-SFT_ARGS = ["--max_steps", "4", "--max_train_samples", "64", "--per_device_train_batch_size", "4",
-            "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1"]  # fmt: skip
 # No comparisons sampled from the policy: a random-init policy's samples can all score the same
 # under the judge, and the reward recipe refuses to run without a single comparison.
-REWARD_ARGS = [*SFT_ARGS, "--max_eval_samples", "16", "--policy_comparison_prompts", "0"]
-PPO_ARGS = ["--total_episodes", "16", "--per_device_train_batch_size", "4", "--local_rollout_forward_batch_size", "4",
-            "--response_length", "8", "--num_ppo_epochs", "1", "--save_strategy", "no", "--logging_steps", "1"]  # fmt: skip
-STAGE_ARGS = {"sft": SFT_ARGS, "reward": REWARD_ARGS, "ppo": PPO_ARGS}
+STAGE_ARGS = {
+    "sft": SFT_ARGS,
+    "reward": [*REWARD_ARGS, "--policy_comparison_prompts", "0"],
+    "ppo": ppo_args(16),
+}
 STEPS = {"sft": 4, "reward": 4, "ppo": 16 // 4}
 
 

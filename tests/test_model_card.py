@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +150,30 @@ def test_secret_keys_never_reach_the_card(tmp_path, key):
     out = _stage_dir(tmp_path / "s", "sft", config={key: "s3cr3t-value-xyz"})
     text = str(build_model_card(out))
     assert "s3cr3t-value-xyz" not in text and TOKEN not in text
+
+
+@pytest.mark.parametrize("stage", ["sft", "reward"])
+def test_how_to_use_snippet_runs_in_a_fresh_interpreter(tmp_path, tiny_model_dir, stage):
+    """The card's code, copied into a script beside the downloaded folder, runs without `import
+    pipelines`, without asking whether to trust the folder's code, and without falling back to a
+    generic config (AutoTokenizer reads the model's config too)."""
+    out = tmp_path / f"pico-{stage}"
+    shutil.copytree(tiny_model_dir, out)
+    assert any(out.glob("modeling_*.py")), "the saved folder must carry the model's code"
+    if stage == "reward":
+        config = json.loads((out / "config.json").read_text())
+        config["architectures"] = ["PicoGPTForSequenceClassification"]
+        (out / "config.json").write_text(json.dumps(config))
+    _stage_dir(out, stage)
+    card = build_model_card(out)
+    code = re.search(r"```python\n(.*?)```", card.text, flags=re.DOTALL).group(1)
+    assert f'from_pretrained("pico-{stage}"' in code
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "Do you wish to run the custom code" not in output
+    assert "to instantiate a model of type" not in output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,24 @@ def test_final_policy_card_carries_results_and_lineage(ci_run):
     report = json.loads((ci_run / "report.json").read_text())
     assert any(v == pytest.approx(report["evaluation"]["ppo"]["gold_score"]) for v in results.values())
     assert "ppo" in card.data.tags
+
+
+def test_readme_snippet_answers_with_the_trained_policy(ci_run):
+    """README's "Using a trained model" code, run as a user runs it: a fresh interpreter, no
+    `import pipelines`, no terminal to answer a trust prompt."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Using a trained model") :]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
+    assert 'path = "outputs/tiny/ppo"' in code
+    code = code.replace('"outputs/tiny/ppo"', repr(str(ci_run / "ppo")))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ci_run, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Do you wish to run the custom code" not in run.stdout + run.stderr
+    assert run.stdout.strip(), "the snippet prints the policy's answer"
 
 
 def test_second_run_skips_finished_stages(ci_run):
