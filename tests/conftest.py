@@ -7,6 +7,9 @@ to the user's cache (dynamic `trust_remote_code` modules included).
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -95,6 +98,26 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     model.save_pretrained(path)
     tiny_tokenizer.save_pretrained(path)
     return path
+
+
+def python_block(markdown: str) -> str:
+    """The first ```python block of a Markdown text (a README, a model card)."""
+    return re.search(r"```python\n(.*?)```", markdown, flags=re.DOTALL).group(1)
+
+
+def run_as_copied(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run usage code as a user who copied it does: a fresh interpreter without `import pipelines`
+    (nor this checkout on PYTHONPATH), offline, no terminal to answer a `trust_remote_code` prompt.
+    Asserts it exits 0 without asking; returns the finished process (text stdout and stderr)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "Do you wish to run the custom code" not in output
+    return run
 
 
 # A token shaped like a real Hugging Face token, so that redaction by pattern is exercised too.

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import python_block, run_as_copied
 from huggingface_hub import ModelCard
 
 from pipelines.model_card import build_model_card, write_model_card
@@ -166,14 +163,7 @@ def test_how_to_use_snippet_runs_in_a_fresh_interpreter(tmp_path, tiny_model_dir
         (out / "config.json").write_text(json.dumps(config))
     _stage_dir(out, stage)
     card = build_model_card(out)
-    code = re.search(r"```python\n(.*?)```", card.text, flags=re.DOTALL).group(1)
+    code = python_block(card.text)
     assert f'from_pretrained("pico-{stage}"' in code
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
-    assert "Do you wish to run the custom code" not in output
-    assert "to instantiate a model of type" not in output
+    run = run_as_copied(code, cwd=tmp_path)
+    assert "to instantiate a model of type" not in run.stdout + run.stderr

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import python_block, run_as_copied
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 import pipelines  # noqa: F401  (registers PicoGPT with the Auto classes)
@@ -92,17 +92,10 @@ def test_readme_snippet_answers_with_the_trained_policy(ci_run):
     """README's "Using a trained model" code, run as a user runs it: a fresh interpreter, no
     `import pipelines`, no terminal to answer a trust prompt."""
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Using a trained model") :]
-    code = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
+    code = python_block(readme[readme.index("## Using a trained model") :])
     assert 'path = "outputs/tiny/ppo"' in code
     code = code.replace('"outputs/tiny/ppo"', repr(str(ci_run / "ppo")))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=ci_run, env=env, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Do you wish to run the custom code" not in run.stdout + run.stderr
+    run = run_as_copied(code, cwd=ci_run)
     assert run.stdout.strip(), "the snippet prints the policy's answer"
 
 

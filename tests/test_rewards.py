@@ -30,6 +30,13 @@ def _rollouts(tokenizer, prompts: list[str], answers: list[list[int]]) -> tuple[
     return torch.tensor(rows), context
 
 
+def _train_prompt_texts() -> set[str]:
+    """The user texts of the embedded task's PPO/RL training prompts (task seed 0)."""
+    from pipelines.data import get_dataset
+
+    return {row[-1]["content"] for row in get_dataset("embedded", "prompts", seed=0)["train"]["prompt"]}
+
+
 def test_trl_scores_each_rollout_with_scale_times_the_gold_judge(tiny_tokenizer):
     from trl.experimental.utils import get_reward
 
@@ -96,7 +103,6 @@ def test_ppo_recipe_trains_against_the_judge_not_the_reward_model(tmp_path_facto
     from recipe_runs import build_chain, logged_numbers, run_recipe, stage_args
 
     import pipelines.data
-    from pipelines.data import get_dataset
 
     calls = []
     monkeypatch.setattr(pipelines.data, "gold_score", lambda p, a: calls.append((p, a)) or 0.25)
@@ -110,10 +116,7 @@ def test_ppo_recipe_trains_against_the_judge_not_the_reward_model(tmp_path_facto
 
     scores = [e["objective/scores"] for e in logged_numbers(out) if "objective/scores" in e]
     assert scores == [pytest.approx(1.0)] * 2  # two rollouts of 4, each scored 4 x 0.25
-    train_prompts = {
-        row[-1]["content"] for row in get_dataset("embedded", "prompts", seed=0)["train"]["prompt"]
-    }
-    assert len(calls) == 8 and {p for p, _ in calls} <= train_prompts
+    assert len(calls) == 8 and {p for p, _ in calls} <= _train_prompt_texts()
 
 
 def test_reward_function_scores_conversational_and_plain_completions():
@@ -137,7 +140,6 @@ def test_rloo_recipe_trains_against_the_judge_without_a_reward_model(tmp_path_fa
     from recipe_runs import build_chain, logged_numbers, parse_for, run_recipe
 
     import pipelines.data
-    from pipelines.data import get_dataset
 
     calls = []
     monkeypatch.setattr(pipelines.data, "gold_score", lambda p, a: calls.append((p, a)) or 0.25)
@@ -153,8 +155,5 @@ def test_rloo_recipe_trains_against_the_judge_without_a_reward_model(tmp_path_fa
 
     rewards = [e["rewards/gold_judge/mean"] for e in logged_numbers(out) if "rewards/gold_judge/mean" in e]
     assert rewards == [pytest.approx(1.0)] * 2  # 4 x 0.25 at each of the two steps
-    train_prompts = {
-        row[-1]["content"] for row in get_dataset("embedded", "prompts", seed=0)["train"]["prompt"]
-    }
     assert len(calls) == 2 * 4  # 2 steps x (2 prompts x 2 completions)
-    assert {p[-1]["content"] for p, _ in calls} <= train_prompts
+    assert {p[-1]["content"] for p, _ in calls} <= _train_prompt_texts()
