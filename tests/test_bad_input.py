@@ -30,10 +30,16 @@ def _model_loaded(*args, **kwargs):
 
 
 def _run(stage: str, argv: list[str], monkeypatch) -> None:
+    import pipelines.rl
+
     module = load_recipe(stage)
-    monkeypatch.setattr(module, "get_model", _model_loaded)
     if stage == "pretrain":
         monkeypatch.setattr(module, "PicoGPTForCausalLM", _model_loaded)
+    # The RL recipes load through pipelines.rl, the others themselves (the control test below
+    # checks that each stage's loading is caught).
+    monkeypatch.setattr(
+        pipelines.rl if stage in ("ppo", "rloo", "grpo") else module, "get_model", _model_loaded
+    )
     module.main(*parse_for(stage, argv))
 
 
@@ -286,6 +292,14 @@ def test_reward_model_with_a_non_scalar_head(tmp_path, tiny_model_dir, two_way_c
     assert message.startswith(
         f"value_model_path='{two_way_classifier}' is a PicoGPTForSequenceClassification"
     )
+
+    for stage in ("rloo", "grpo"):  # the same check in TRL's maintained RL trainers
+        argv = ["--config", f"recipes/tiny/variants/{stage}.yaml", "--output_dir", str(tmp_path / stage),
+                "--model_name_or_path", str(tiny_model_dir), "--reward_model_path", str(two_way_classifier)]  # fmt: skip
+        message = _fails(stage, argv, monkeypatch)
+        assert message.startswith(
+            f"reward_model_path='{two_way_classifier}' is a PicoGPTForSequenceClassification"
+        ), stage
 
 
 def test_model_source_missing_folder_or_folder_without_a_model(tmp_path, tiny_model_dir, monkeypatch):
