@@ -44,7 +44,8 @@ def check_sources(
 
     `sources` maps the field a user set, which the error names, to its source. A source named by
     several fields (by default PPO's reference is the policy and its value model the reward model)
-    is looked up once, and its head checked once, under the first field that names it.
+    is looked up once, under the first field that names it; its head is checked once, under the
+    first of `heads` that names it.
     """
     looked_up: set[Source] = set()
     for field, source in sources.items():
