@@ -82,8 +82,8 @@ def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInp
     if not gold:
         sources["reward_model_path"] = (reward_path, script_args.reward_model_revision)
     check_sources(sources, heads=[] if gold else ["reward_model_path"], trust_remote_code=remote)
-    tokenizer = get_tokenizer(policy_path, revision=model_args.model_revision, trust_remote_code=remote,
-                              padding_side="left")  # fmt: skip
+    tokenizer = get_tokenizer(script_args.tokenizer_name_or_path or policy_path, revision=model_args.model_revision,
+                              trust_remote_code=remote, padding_side="left")  # fmt: skip
     if not gold:
         reward_tokenizer = get_tokenizer(
             reward_path, revision=script_args.reward_model_revision, trust_remote_code=remote

@@ -243,9 +243,17 @@ def test_tokenizer_without_pad_token_or_chat_template(
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     setattr(tokenizer, defect, None)
     tokenizer.save_pretrained(tmp_path / "tokenizer")
-    argv = _args("sft", tmp_path, tiny_model_dir, tokenizer_name_or_path=tmp_path / "tokenizer")
-    message = _fails("sft", argv, monkeypatch)
-    assert message.startswith(f"The tokenizer of '{tmp_path / 'tokenizer'}' {expected}")
+    # Every stage that loads a tokenizer honours the field.
+    for stage in ("sft", "reward", "ppo", "rloo", "grpo"):
+        argv = (
+            _args(stage, tmp_path / stage, tiny_model_dir, tokenizer_name_or_path=tmp_path / "tokenizer")
+            if stage in ("sft", "reward", "ppo")
+            else ["--config", f"recipes/tiny/variants/{stage}.yaml", "--output_dir", str(tmp_path / stage),
+                  "--model_name_or_path", str(tiny_model_dir), "--reward_model_path", str(tiny_model_dir),
+                  "--tokenizer_name_or_path", str(tmp_path / "tokenizer")]
+        )  # fmt: skip
+        message = _fails(stage, argv, monkeypatch)
+        assert message.startswith(f"The tokenizer of '{tmp_path / 'tokenizer'}' {expected}"), stage
 
 
 def test_policy_and_reward_tokenizers_must_match(
