@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY_TEXTS, make_tiny_config
-from recipe_runs import load_recipe, parse_for, stage_args, write_jsonl
+from recipe_runs import REPO, load_recipe, parse_for, stage_args, write_jsonl
 from trl import ModelConfig
 
 from pipelines.configs import ConfigError
@@ -55,12 +55,17 @@ def _fails(stage: str, argv: list[str], monkeypatch, error=(ConfigError, DataVal
 def _inputs(stage: str, model_dir: Path) -> dict[str, Path]:
     if stage == "pretrain":
         return {}
-    if stage == "ppo":
+    if stage in ("ppo", "rloo", "grpo"):
         return {"model_name_or_path": model_dir, "reward_model_path": model_dir}
     return {"model_name_or_path": model_dir}
 
 
 def _args(stage: str, tmp_path: Path, model_dir: Path, **overrides) -> list[str]:
+    if stage in ("rloo", "grpo"):  # not in the tiny chain of stage_args: their tiny YAML, embedded prompts
+        values = {"output_dir": tmp_path / "out", **_inputs(stage, model_dir), **overrides}
+        config = REPO / "recipes" / "tiny" / "variants" / f"{stage}.yaml"
+        flags = [x for key, value in values.items() for x in (f"--{key}", str(value))]
+        return ["--config", str(config), *flags]
     return stage_args(stage, tmp_path / "configs", tmp_path / "out", _inputs(stage, model_dir), **overrides)
 
 
@@ -245,13 +250,7 @@ def test_tokenizer_without_pad_token_or_chat_template(
     tokenizer.save_pretrained(tmp_path / "tokenizer")
     # Every stage that loads a tokenizer honours the field.
     for stage in ("sft", "reward", "ppo", "rloo", "grpo"):
-        argv = (
-            _args(stage, tmp_path / stage, tiny_model_dir, tokenizer_name_or_path=tmp_path / "tokenizer")
-            if stage in ("sft", "reward", "ppo")
-            else ["--config", f"recipes/tiny/variants/{stage}.yaml", "--output_dir", str(tmp_path / stage),
-                  "--model_name_or_path", str(tiny_model_dir), "--reward_model_path", str(tiny_model_dir),
-                  "--tokenizer_name_or_path", str(tmp_path / "tokenizer")]
-        )  # fmt: skip
+        argv = _args(stage, tmp_path / stage, tiny_model_dir, tokenizer_name_or_path=tmp_path / "tokenizer")
         message = _fails(stage, argv, monkeypatch)
         assert message.startswith(f"The tokenizer of '{tmp_path / 'tokenizer'}' {expected}"), stage
 
@@ -302,8 +301,7 @@ def test_reward_model_with_a_non_scalar_head(tmp_path, tiny_model_dir, two_way_c
     )
 
     for stage in ("rloo", "grpo"):  # the same check in TRL's maintained RL trainers
-        argv = ["--config", f"recipes/tiny/variants/{stage}.yaml", "--output_dir", str(tmp_path / stage),
-                "--model_name_or_path", str(tiny_model_dir), "--reward_model_path", str(two_way_classifier)]  # fmt: skip
+        argv = _args(stage, tmp_path / stage, tiny_model_dir, reward_model_path=two_way_classifier)
         message = _fails(stage, argv, monkeypatch)
         assert message.startswith(
             f"reward_model_path='{two_way_classifier}' is a PicoGPTForSequenceClassification"
@@ -361,6 +359,6 @@ def test_pretraining_lora_without_a_model_to_adapt(tmp_path, monkeypatch):
 
 def test_valid_inputs_reach_model_loading(tmp_path, tiny_model_dir, monkeypatch):
     """The control: with nothing wrong, each recipe gets as far as loading its model."""
-    for stage in ("pretrain", "sft", "reward", "ppo"):
+    for stage in ("pretrain", "sft", "reward", "ppo", "rloo", "grpo"):
         with pytest.raises(pytest.fail.Exception, match="a model was loaded"):
             _run(stage, _args(stage, tmp_path / stage, tiny_model_dir), monkeypatch)
