@@ -180,6 +180,15 @@ def load_ppo_inputs(script_args, training_args, model_args) -> PPOInputs:
             role="reference model",
             fix="point ref_model_path at the SFT model the policy descends from",
         )
+    if value_path != reward_path:  # the value model scores the same ids, token by token
+        check_same_tokenizer(
+            tokenizer,
+            get_tokenizer(value_path, revision=script_args.value_model_revision, trust_remote_code=remote),
+            policy_path,
+            value_path,
+            role="value model",
+            fix="point value_model_path at a reward model trained from the policy's SFT checkpoint",
+        )
     train, test = (tokenize_prompts(split, tokenizer, script_args.max_prompt_length)
                    for split in load_splits(script_args, "prompts"))  # fmt: skip
     ptx = None

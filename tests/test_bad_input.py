@@ -263,6 +263,12 @@ def test_policy_and_reward_tokenizers_must_match(
     assert message.startswith(f"The tokenizers of '{tiny_model_dir}' and '{other_tokenizer_model}' differ")
     assert "train the reward model from the same SFT checkpoint as the policy" in message
 
+    # A separate value model is checked too: it scores the policy's ids token by token.
+    argv = _args("ppo", tmp_path, tiny_model_dir, value_model_path=other_tokenizer_model)
+    message = _fails("ppo", argv, monkeypatch)
+    assert message.startswith(f"The tokenizers of '{tiny_model_dir}' and '{other_tokenizer_model}' differ")
+    assert "to the value model" in message and "point value_model_path at a reward model" in message
+
 
 def test_reference_must_share_the_policy_tokenizer_and_cannot_pair_with_an_adapter(
     tmp_path, tiny_model_dir, other_tokenizer_model, monkeypatch
