@@ -8,7 +8,9 @@ from accelerate import PartialState
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-__all__ = ["chat_token_ids", "pack_pretraining_text", "tokenize_prompts"]
+from pipelines.configs import ConfigError
+
+__all__ = ["chat_token_ids", "drop_long_prompts", "pack_pretraining_text", "tokenize_prompts"]
 
 logger = logging.getLogger("pipelines")
 
@@ -23,31 +25,47 @@ def chat_token_ids(
     return list(encoded["input_ids"])
 
 
-def tokenize_prompts(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_prompt_length: int) -> Dataset:
+def drop_long_prompts(
+    ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_prompt_length: int, split: str = "train"
+) -> Dataset:
+    """Conversational prompts of at most `max_prompt_length` tokens, the assistant turn's opening included.
+
+    A truncated prompt would lose its instruction, so longer ones are dropped and counted in the log.
+    A split that had prompts and keeps none is an error that names the field to raise.
+    """
+
+    def fits(row) -> bool:
+        return len(chat_token_ids(tokenizer, row["prompt"], add_generation_prompt=True)) <= max_prompt_length
+
+    with PartialState().main_process_first():  # preprocessing runs once; the others read the cache
+        kept = ds.filter(fits, desc=f"dropping {split} prompts longer than {max_prompt_length} tokens")
+    if len(kept) < len(ds) and PartialState().is_main_process:
+        logger.warning(
+            "Dropped %d of %d %s prompts longer than max_prompt_length=%d tokens.",
+            len(ds) - len(kept), len(ds), split, max_prompt_length,
+        )  # fmt: skip
+    if len(ds) and not len(kept):
+        raise ConfigError(
+            f"Every {split} prompt is longer than max_prompt_length={max_prompt_length} tokens; raise it."
+        )
+    return kept
+
+
+def tokenize_prompts(
+    ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_prompt_length: int, split: str = "train"
+) -> Dataset:
     """Conversational prompts -> `input_ids` ending with the assistant turn's opening token.
 
-    PPO wants a dataset with `input_ids` only. Prompts longer than `max_prompt_length` are
-    dropped, and the count is logged (a truncated prompt would lose its instruction).
+    PPO wants a dataset with `input_ids` only; prompts longer than `max_prompt_length` are dropped
+    first (`drop_long_prompts`).
     """
 
     def tokenize(row):
         return {"input_ids": chat_token_ids(tokenizer, row["prompt"], add_generation_prompt=True)}
 
-    with PartialState().main_process_first():  # preprocessing runs once; the others read the cache
-        out = ds.map(tokenize, remove_columns=ds.column_names, desc="tokenizing prompts")
-        kept = out.filter(
-            lambda row: len(row["input_ids"]) <= max_prompt_length, desc="filtering long prompts"
-        )
-    if len(kept) < len(out) and PartialState().is_main_process:
-        logger.warning(
-            "Dropped %d of %d prompts longer than max_prompt_length=%d tokens.",
-            len(out) - len(kept),
-            len(out),
-            max_prompt_length,
-        )
-    if len(kept) == 0:
-        raise ValueError(f"Every prompt is longer than max_prompt_length={max_prompt_length}; raise it.")
-    return kept
+    kept = drop_long_prompts(ds, tokenizer, max_prompt_length, split)
+    with PartialState().main_process_first():
+        return kept.map(tokenize, remove_columns=kept.column_names, desc=f"tokenizing {split} prompts")
 
 
 def pack_pretraining_text(ds: Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int) -> Dataset:

@@ -5,12 +5,10 @@ prompts), not one copy per recipe."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from accelerate import PartialState
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -26,12 +24,11 @@ from pipelines.loading import (
     load_splits,
     reference_source,
 )
-from pipelines.preprocessing import chat_token_ids, pack_pretraining_text, tokenize_prompts
+from pipelines.preprocessing import drop_long_prompts, pack_pretraining_text, tokenize_prompts
 from pipelines.rewards import JudgeRewardModel, gold_reward_function
 
 __all__ = ["OnlineRLInputs", "PPOInputs", "check_sources", "load_online_rl_inputs", "load_ppo_inputs"]
 
-logger = logging.getLogger("pipelines")
 
 Source = tuple[str, str | None]  # (folder or Hub id, revision)
 
@@ -90,24 +87,9 @@ def load_online_rl_inputs(script_args, training_args, model_args) -> OnlineRLInp
         )
         check_same_tokenizer(tokenizer, reward_tokenizer, policy_path, reward_path)
 
-    def fits(row) -> bool:
-        return (
-            len(chat_token_ids(tokenizer, row["prompt"], add_generation_prompt=True))
-            <= script_args.max_prompt_length
-        )
-
     train, test = load_splits(script_args, "prompts")
-    kept_train, kept_test = train.filter(fits), test.filter(fits)
-    if len(kept_train) < len(train) and PartialState().is_main_process:
-        logger.warning(
-            "Dropped %d of %d training prompts longer than max_prompt_length=%d tokens.",
-            len(train) - len(kept_train), len(train), script_args.max_prompt_length,
-        )  # fmt: skip
-    if len(kept_train) == 0:
-        raise ConfigError(
-            f"Every prompt is longer than max_prompt_length={script_args.max_prompt_length}; raise it."
-        )
-    train, test = kept_train, kept_test
+    train = drop_long_prompts(train, tokenizer, script_args.max_prompt_length, "train")
+    test = drop_long_prompts(test, tokenizer, script_args.max_prompt_length, "test")
     policy = get_model(policy_path, model_args, revision=model_args.model_revision, trust_remote_code=remote)
     reward_model = (
         gold_reward_function(script_args.gold_reward_scale)
@@ -189,8 +171,9 @@ def load_ppo_inputs(script_args, training_args, model_args) -> PPOInputs:
             role="value model",
             fix="point value_model_path at a reward model trained from the policy's SFT checkpoint",
         )
-    train, test = (tokenize_prompts(split, tokenizer, script_args.max_prompt_length)
-                   for split in load_splits(script_args, "prompts"))  # fmt: skip
+    train, test = load_splits(script_args, "prompts")
+    train = tokenize_prompts(train, tokenizer, script_args.max_prompt_length, "train")
+    test = tokenize_prompts(test, tokenizer, script_args.max_prompt_length, "test")
     ptx = None
     if script_args.ptx_coef > 0:
         text = get_dataset(script_args.ptx_dataset_name, "pretrain", seed=script_args.task_seed)["train"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY_TEXTS, make_tiny_config
+from datasets import Dataset
 from recipe_runs import REPO, load_recipe, parse_for, stage_args, write_jsonl
 from trl import ModelConfig
 
@@ -231,6 +232,65 @@ def test_rows_longer_than_max_length_are_reported_before_the_model_loads(
     assert f"of 38 {kind} rows" in report and "longer than max_length=64 tokens" in report
     assert report.split(": ", 1)[1].startswith(("1 of 38", "2 of 38")) and consequence in report
     assert "Raise max_length or filter these rows before training." in report
+
+
+@pytest.mark.parametrize("stage", ["ppo", "rloo", "grpo"])
+def test_prompts_longer_than_max_prompt_length_are_dropped_and_counted_or_refused(
+    stage, tmp_path, tiny_model_dir, monkeypatch, caplog
+):
+    # A truncated prompt would lose its instruction: the RL stages drop long prompts and say how many.
+    long_question = "Count " + " ".join(f"{n} and" for n in range(40)) + "."
+    rows = [{"prompt": [{"role": "user", "content": long_question + f" {i}" if i in (2, 5) else f"Count to {i}."}]}
+            for i in range(40)]  # fmt: skip
+    data = write_jsonl(tmp_path / "prompts.jsonl", rows)
+    seen_at_model_load = []
+
+    class Stop(Exception):
+        pass
+
+    def model_load(*args, **kwargs):
+        seen_at_model_load.append(caplog.text)
+        raise Stop
+
+    import pipelines.rl
+
+    monkeypatch.setattr(pipelines.rl, "get_model", model_load)
+    caplog.set_level(logging.WARNING, logger="pipelines")
+    module = load_recipe(stage)
+    with pytest.raises(Stop):
+        module.main(*parse_for(stage, _args(stage, tmp_path / "a", tiny_model_dir, dataset_name=data)))
+    # 40 prompts, 2 of them carved into `test` (5%, seeded): the two long ones are counted where they fell.
+    reports = [r.getMessage() for r in caplog.records if "longer than max_prompt_length" in r.getMessage()]
+    assert reports and all(r in seen_at_model_load[0] for r in reports)
+    dropped = sum(int(r.split()[1]) for r in reports)
+    assert dropped == 2 and all(
+        r.endswith("prompts longer than max_prompt_length=64 tokens.") for r in reports
+    )
+
+    # Nothing fits: refused before any model loads, naming the field to raise.
+    argv = _args(stage, tmp_path / "b", tiny_model_dir, dataset_name=data, max_prompt_length=4)
+    message = _fails(stage, argv, monkeypatch)
+    assert message == "Every train prompt is longer than max_prompt_length=4 tokens; raise it."
+
+
+def test_long_prompts_are_the_ones_dropped(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from pipelines.preprocessing import drop_long_prompts, tokenize_prompts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    long_question = "Count " + " ".join(f"{n} and" for n in range(40)) + "."
+    prompts = Dataset.from_list(
+        [
+            {"prompt": [{"role": "user", "content": long_question if i % 3 == 0 else f"Count to {i}."}]}
+            for i in range(9)
+        ]  # fmt: skip
+    )
+    kept = drop_long_prompts(prompts, tokenizer, 64)
+    assert [p[0]["content"] for p in kept["prompt"]] == [f"Count to {i}." for i in range(9) if i % 3]
+    ids = tokenize_prompts(prompts, tokenizer, 64)
+    assert ids.column_names == ["input_ids"] and len(ids) == 6 and max(map(len, ids["input_ids"])) <= 64
+    assert tokenizer.decode(ids["input_ids"][0]).rstrip().endswith("<|assistant|>")
 
 
 # ------------------------------------------------------------------------------- tokenizers
