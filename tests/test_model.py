@@ -18,6 +18,7 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
 )
+from transformers.cache_utils import Cache
 
 from pipelines import (
     PicoGPTConfig,
@@ -25,6 +26,7 @@ from pipelines import (
     PicoGPTForSequenceClassification,
     PicoGPTModel,
 )
+from pipelines.models.picogpt.modeling_picogpt import _CACHE_FIELD
 
 
 def _model(tokenizer, cls=PicoGPTForCausalLM, seed: int = 0, **overrides):
@@ -40,20 +42,37 @@ def _ids(tokenizer, text: str) -> torch.Tensor:
 def test_generate_identical_with_and_without_cache(tiny_tokenizer):
     model = _model(tiny_tokenizer)
     prompt = _ids(tiny_tokenizer, "the quick fox jumps over")
-    kwargs = dict(max_new_tokens=12, do_sample=False, pad_token_id=tiny_tokenizer.pad_token_id)
+    kwargs = dict(
+        max_new_tokens=12,
+        do_sample=False,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+        return_dict_in_generate=True,
+        output_logits=True,
+    )
     with_cache = model.generate(prompt, use_cache=True, **kwargs)
     without_cache = model.generate(prompt, use_cache=False, **kwargs)
-    assert with_cache.shape[1] == prompt.shape[1] + 12
-    assert torch.equal(with_cache, without_cache)
+    assert with_cache.sequences.shape[1] == prompt.shape[1] + 12
+    assert torch.equal(with_cache.sequences, without_cache.sequences)
+    # The logits too: an untrained model's greedy tokens barely depend on the context, so equal
+    # tokens alone would not show that the cached steps saw the whole prefix.
+    torch.testing.assert_close(
+        torch.stack(with_cache.logits), torch.stack(without_cache.logits), atol=1e-5, rtol=1e-5
+    )
 
 
-def test_cache_logits_match_full_forward(tiny_tokenizer):
+@pytest.mark.parametrize("name", ["cache", "past_key_values"])
+def test_cache_logits_match_full_forward(tiny_tokenizer, name):
+    """The cache is `cache` from transformers 5.24 and `past_key_values` before; both names work."""
     model = _model(tiny_tokenizer)
     ids = _ids(tiny_tokenizer, "the big owl counts to 12 and jumps")
     full = model(ids, use_cache=False).logits
     first = model(ids[:, :-3], use_cache=True)
-    step = model(ids[:, -3:], past_key_values=first.past_key_values, use_cache=True).logits
+    cache = getattr(first, _CACHE_FIELD)
+    assert isinstance(cache, Cache) and cache.get_seq_length() == ids.shape[1] - 3
+    step = model(ids[:, -3:], use_cache=True, **{name: cache}).logits
     torch.testing.assert_close(step, full[:, -3:], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="not both"):
+        model(ids[:, -3:], cache=cache, past_key_values=cache)
 
 
 @pytest.mark.parametrize("cls", [PicoGPTForCausalLM, PicoGPTForSequenceClassification])
@@ -321,7 +340,7 @@ def test_training_forward_builds_no_cache_so_packing_stays_exact(tiny_tokenizer)
     out = model(
         torch.cat([a, b], dim=1), position_ids=position_ids
     )  # as TRL's padding-free collator calls it
-    assert out.past_key_values is None
+    assert getattr(out, _CACHE_FIELD) is None
     torch.testing.assert_close(out.logits[:, a.shape[1] :], model(b).logits, atol=1e-5, rtol=1e-4)
 
 

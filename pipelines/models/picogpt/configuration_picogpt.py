@@ -43,7 +43,7 @@ class PicoGPTConfig(PreTrainedConfig):
     """
 
     model_type = "picogpt"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # transformers >= 5.24, < 5.24
     # Tensor-parallel plan, used by `from_pretrained(..., tp_plan="auto")` on many GPUs.
     base_model_tp_plan = {
         "layers.*.self_attn.q_proj": "colwise",

@@ -16,6 +16,7 @@ H query heads, K key/value heads, D head dim (C // H), V vocabulary.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -43,6 +44,30 @@ __all__ = [
     "PicoGPTModel",
     "PicoGPTPreTrainedModel",
 ]
+
+
+# The key/value cache is called `cache` since transformers 5.24 (`generate()` passes `cache=`,
+# outputs carry `.cache`); 5.0-5.23 call it `past_key_values`. PicoGPT uses the new name, takes
+# the old one at its public `forward`s (`_accepts_past_key_values`) and fills whichever output
+# field the installed transformers defines, so a saved folder runs on both.
+_CACHE_FIELD = "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def _accepts_past_key_values(forward: Callable) -> Callable:
+    """Let `forward(cache=...)` also be called as `forward(past_key_values=...)` (transformers < 5.24)."""
+
+    @functools.wraps(forward)
+    def wrapper(*args, **kwargs):
+        if "past_key_values" in kwargs:
+            legacy = kwargs.pop("past_key_values")
+            if kwargs.get("cache") is not None and legacy is not None:
+                raise ValueError(
+                    "Pass the key/value cache once, as `cache` (or `past_key_values`), not both."
+                )
+            kwargs["cache"] = kwargs.get("cache") if legacy is None else legacy
+        return forward(*args, **kwargs)
+
+    return wrapper
 
 
 class PicoGPTLayerNorm(nn.LayerNorm):
@@ -156,7 +181,7 @@ class PicoGPTAttention(nn.Module):
     def __init__(self, config: PicoGPTConfig, layer_idx: int) -> None:
         super().__init__()
         self.config = config
-        self.layer_idx = layer_idx  # which cache slot `past_key_values.update` writes to
+        self.layer_idx = layer_idx  # which cache slot `cache.update` writes to
         self.head_dim = config.head_dim
         self.num_key_value_groups = config.num_attention_heads // config.num_key_value_heads
         self.scaling = self.head_dim**-0.5
@@ -175,7 +200,7 @@ class PicoGPTAttention(nn.Module):
         hidden_states: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]  # (B, T)
@@ -189,9 +214,9 @@ class PicoGPTAttention(nn.Module):
         cos, sin = position_embeddings
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
 
-        if past_key_values is not None:
+        if cache is not None:
             # Append this step's keys/values; get back all S of them: (B, K, S, D).
-            key, value = past_key_values.update(key, value, self.layer_idx)
+            key, value = cache.update(key, value, self.layer_idx)
 
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
@@ -246,14 +271,14 @@ class PicoGPTDecoderLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> torch.Tensor:
         attn_output, _ = self.self_attn(
             self.input_layernorm(hidden_states),
             position_embeddings=position_embeddings,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             **kwargs,
         )
         hidden_states = hidden_states + self.resid_dropout(attn_output)
@@ -281,7 +306,7 @@ class PicoGPTPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["PicoGPTDecoderLayer"]  # device_map="auto" never splits a block
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -346,12 +371,13 @@ class PicoGPTModel(PicoGPTPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
+    @_accepts_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -373,8 +399,8 @@ class PicoGPTModel(PicoGPTPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (B, T) -> (B, T, C)
 
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
 
         seq_len = inputs_embeds.shape[1]
         if position_ids is None and attention_mask is not None and attention_mask.dim() == 2:
@@ -383,7 +409,7 @@ class PicoGPTModel(PicoGPTPreTrainedModel):
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq_len:]
         elif position_ids is None:
             # Positions continue after the cached tokens.
-            past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+            past_seen = cache.get_seq_length() if cache is not None else 0
             position_ids = torch.arange(seq_len, device=inputs_embeds.device) + past_seen
             position_ids = position_ids.unsqueeze(0)  # (1, T), broadcast over the batch
 
@@ -391,10 +417,10 @@ class PicoGPTModel(PicoGPTPreTrainedModel):
         # cache it also detects packed sequences from position_ids that restart at 0, and
         # keeps attention inside each of them (padding-free packing).
         causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            self.config,
+            inputs_embeds,
+            attention_mask,
+            cache,  # positional: the keyword is `cache` from transformers 5.24, `past_key_values` before
             position_ids=position_ids,
         )
 
@@ -408,7 +434,7 @@ class PicoGPTModel(PicoGPTPreTrainedModel):
                 hidden_states,
                 position_embeddings=position_embeddings,
                 attention_mask=causal_mask,
-                past_key_values=past_key_values,
+                cache=cache,
                 position_ids=position_ids,  # the flash-attention kernels read packing from these
                 **kwargs,
             )
@@ -420,8 +446,8 @@ class PicoGPTModel(PicoGPTPreTrainedModel):
 
         return BaseModelOutputWithPast(
             last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
             hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            **{_CACHE_FIELD: cache if use_cache else None},
         )
 
 
@@ -450,12 +476,13 @@ class PicoGPTForCausalLM(PicoGPTPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.lm_head = new_embeddings
 
+    @_accepts_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -470,7 +497,7 @@ class PicoGPTForCausalLM(PicoGPTPreTrainedModel, GenerationMixin):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
@@ -488,8 +515,8 @@ class PicoGPTForCausalLM(PicoGPTPreTrainedModel, GenerationMixin):
         return CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
+            **{_CACHE_FIELD: getattr(outputs, _CACHE_FIELD)},
         )
 
 
@@ -515,12 +542,13 @@ class PicoGPTForSequenceClassification(PicoGPTPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
+    @_accepts_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.Tensor | None = None,
         use_cache: bool | None = None,
@@ -530,7 +558,7 @@ class PicoGPTForSequenceClassification(PicoGPTPreTrainedModel):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
@@ -559,6 +587,6 @@ class PicoGPTForSequenceClassification(PicoGPTPreTrainedModel):
         return SequenceClassifierOutputWithPast(
             loss=loss,
             logits=pooled_logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
+            **{_CACHE_FIELD: getattr(outputs, _CACHE_FIELD)},
         )
