@@ -68,12 +68,13 @@ def test_embedded_card_numbers_match_the_generated_data():
     assert stats["preference"]["test"]["label_noise_measured"] == 0.0
     assert f"| label_noise_measured | {noise} | 0.0 |" in cards["embedded-preference"]
     kinds = task["preference"]
-    train_n = sum(k == "list_items" for k in kinds["train"]["kind"])
-    test_n = sum(k == "list_items" for k in kinds["test"]["kind"])
-    assert f"| `list_items` | {train_n} | {test_n} |" in cards["embedded-preference"]
+    train_n = sum(k == "word_count" for k in kinds["train"]["kind"])
+    test_n = sum(k == "word_count" for k in kinds["test"]["kind"])
+    assert f"| `word_count` | {train_n} | {test_n} |" in cards["embedded-preference"]
+    assert "This dataset holds `word_count`, `repeat_word`" in cards["embedded-preference"]
     assert stats["prompts_overlap_with_training"] == {"train": 0, "test": 0}
     assert "(overlap measured: train 0, test 0)" in cards["embedded-prompts"]
-    assert stats["sft"]["train"]["max_response_words"] <= 12
+    assert stats["sft"]["train"]["max_response_words"] <= 15
 
 
 def test_cards_follow_the_config(tmp_path):

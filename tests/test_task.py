@@ -7,6 +7,7 @@ import pytest
 from pipelines.data.task import (
     CATEGORIES,
     DEFAULT_KINDS,
+    KINDS,
     TaskConfig,
     build_task,
     gold_score,
@@ -79,7 +80,7 @@ def test_demonstrations_are_correct_and_short(task):
     for row in task["sft"]["train"]:
         user, assistant = row["messages"]
         assert gold_score(user["content"], assistant["content"]) == 1.0
-        assert len(assistant["content"].split()) <= 12
+        assert len(assistant["content"].split()) <= 15  # the largest count asked for
 
 
 def test_preference_labels_and_noise(task):
@@ -111,9 +112,42 @@ def _list_rejections(config):
 
 def test_hard_negatives_add_duplicate_and_off_category_list_items():
     # Default: list answers are rejected for their length only (what the tiny reward model can learn).
-    assert _list_rejections(SMALL) == {"count"}
-    hard = TaskConfig(**{**SMALL.__dict__, "hard_negatives": True, "preference_train": 400})
+    lists = TaskConfig(**{**SMALL.__dict__, "kinds": KINDS})
+    assert _list_rejections(lists) == {"count"}
+    hard = TaskConfig(**{**lists.__dict__, "hard_negatives": True, "preference_train": 400})
     assert _list_rejections(hard) == {"count", "duplicate", "off-category"}
+
+
+def test_every_judged_rule_has_a_near_miss_that_breaks_it():
+    """Word counts: also the right length padded by repeating a phrase; repeats: also a related word."""
+    import random
+
+    from pipelines.data.task import _near_misses
+
+    rng = random.Random(0)
+    prompt = "Describe the fox in exactly 12 words."
+    misses = _near_misses("word_count", {"noun": "fox", "n": 12}, rng)
+    padded = misses[-1].split()
+    assert len(padded) == 12 and len(set(padded)) / 12 < 0.6
+    assert gold_score(prompt, misses[-1]) == 0.5  # the right count, halved for the repetition
+    misses = _near_misses("repeat_word", {"word": "desk", "n": 5}, rng)
+    other = misses[-1].split()
+    assert len(other) == 5 and len(set(other)) == 1 and other[0] in CATEGORIES["pieces of furniture"]
+    assert other[0] != "desk" and gold_score("Repeat the word desk 5 times.", misses[-1]) == 0.4
+
+
+@pytest.mark.parametrize("n", range(3, 16))
+def test_sentences_of_every_length_pass_the_judge(n):
+    """Filler phrases never repeat a word but "the": long answers keep the distinct words asked for."""
+    import random
+
+    from pipelines.data.task import _sentence
+
+    rng = random.Random(n)
+    for _ in range(200):
+        sentence = _sentence(rng, "fox", n)
+        assert len(sentence.split()) == n
+        assert gold_score(f"Describe the fox in exactly {n} words.", sentence) == 1.0
 
 
 def test_pretraining_corpus_teaches_the_world_not_the_format(task):

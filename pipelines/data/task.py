@@ -53,12 +53,17 @@ KINDS: tuple[str, ...] = (
     "reverse",
 )
 
-# The default: the kinds a ~1M-parameter model learns from minutes of CPU pretraining and SFT,
-# and that RLHF can still improve (exact counts, repeats, final words). The character-level
-# kinds (capitals, spelling, reversal) and arithmetic need far more pretraining than the tiny
-# recipe has: both SFT and PPO policies score ~0 on them, which only dilutes the comparison.
-# Pass `TaskConfig(kinds=KINDS)` for all eight.
-DEFAULT_KINDS: tuple[str, ...] = ("list_items", "word_count", "end_word", "repeat_word")
+# The default: the kinds where a ~1M-parameter SFT policy leaves room and RLHF with a ~1M-parameter
+# reward model can take it (measured on the tiny recipe, README "Results"): exact word counts and
+# repeats, with counts up to 15. There SFT's greedy answer is often a word off, the reward model
+# counts well, and PPO fixes most of those answers while breaking few. The other kinds stay
+# available (`TaskConfig(kinds=KINDS)`), but at this scale they only add ties or noise:
+# - end_word: SFT answers 49 of 50 held-out prompts perfectly, so PPO can only tie;
+# - list_items: SFT's greedy lists repeat items ("lime, lemon, lemon, lemon"), but PPO moves them
+#   down as often as up, even against the gold judge itself (12 better, 15 worse); greedy decoding
+#   picks among near-equally likely items, and the reward model cannot tell duplicates;
+# - capitals, spelling, reversal and arithmetic need far more pretraining: both policies score ~0.
+DEFAULT_KINDS: tuple[str, ...] = ("word_count", "repeat_word")
 
 # label (plural, as written in prompts) -> (singular used in the pretraining corpus, words)
 _CATEGORY_TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -99,8 +104,9 @@ _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", 
 _NUMBER_VALUE = {w: i for i, w in enumerate(_NUMBER_WORDS)}
 
 _LIST_N = range(2, 7)
-_REPEAT_N = range(2, 7)
-_WORD_COUNT_N = range(3, 9)
+# Counts up to 15: below 9, SFT counts almost every answer right and leaves RLHF nothing to fix.
+_REPEAT_N = range(2, 16)
+_WORD_COUNT_N = range(3, 16)
 _MAX_OPERAND = 20
 _MAX_SENTENCE_WORDS = 15  # longer answers to "write a sentence" lose half their score
 
@@ -393,10 +399,31 @@ def judge_batch(prompts: Sequence[str | Sequence[dict[str, Any]]], responses: Se
 
 _VERBS = ("sleeps", "waits", "rests", "moves", "sits", "stays", "shines", "turns")
 _TRANSITIVE = ("sees", "likes", "finds", "needs", "follows", "watches", "wants", "meets")
+# Filler phrases of 1-4 words for sentences of an exact length: the more ways a length can be made
+# up, the harder the count is to get right while writing, which is the room RLHF has on word counts.
 _PHRASES: dict[int, tuple[str, ...]] = {
-    1: ("today", "here", "again", "slowly", "quietly", "outside", "now", "often"),
-    2: ("every day", "at night", "very well", "in silence", "right here", "all morning"),
-    3: ("in the sun", "by the door", "on the hill", "near the river", "under the tree", "at the farm"),
+    1: ("today", "here", "again", "slowly", "quietly", "outside", "now", "often", "alone", "softly", "later"),
+    2: (
+        "every day",
+        "at night",
+        "very well",
+        "in silence",
+        "right here",
+        "all morning",
+        "all day",
+        "with joy",
+    ),
+    3: (
+        "in the sun",
+        "by the door",
+        "on the hill",
+        "near the river",
+        "under the tree",
+        "at the farm",
+        "after the rain",
+        "in the garden",
+    ),
+    4: ("in the warm sun", "by the old door", "under the big tree", "near the cold river", "on a quiet day"),
 }
 
 
@@ -404,11 +431,19 @@ def _sentence(rng: random.Random, noun: str, n: int) -> str:
     """A sentence of exactly `n` (>= 3) words about `noun`: 'the <noun> <verb> <phrases...>'."""
     words = ["the", noun, rng.choice(_VERBS)]
     remaining = n - 3
-    used: set[str] = set()
     while remaining > 0:
-        length = rng.choice([k for k in _PHRASES if k <= remaining])
-        phrase = rng.choice([ph for ph in _PHRASES[length] if ph not in used])
-        used.add(phrase)
+        # A phrase repeats no word of the sentence but "the", so that an answer of any length keeps
+        # the distinct words the judge asks of a description (`_score_word_count`).
+        fresh = {
+            k: [ph for ph in phrases if not (set(ph.split()) - {"the"}) & set(words)]
+            for k, phrases in _PHRASES.items()
+            if k <= remaining
+        }
+        lengths = [k for k, phrases in fresh.items() if phrases]
+        if not lengths:  # pragma: no cover - the 1-word phrases alone outlast the longest count
+            raise ValueError(f"no phrase left to make a sentence of {n} words")
+        length = rng.choice(lengths)
+        phrase = rng.choice(fresh[length])
         words.extend(phrase.split())
         remaining -= length
     return " ".join(words)
@@ -456,6 +491,13 @@ def _answer(kind: str, p: dict[str, Any], rng: random.Random) -> str:
 def _near_misses(kind: str, p: dict[str, Any], rng: random.Random, hard: bool = False) -> list[str]:
     """Plausible answers that violate the instruction in one small way.
 
+    Each rule of the gold judge has a near-miss that breaks it, so that the reward model is shown
+    every way to lose score: for word counts also a sentence of the right length padded by
+    repeating one phrase (the judge halves the score of a sentence under 60% distinct words), and
+    for repeats also the right count of a related word. Without those two, PPO on the tiny recipe
+    found them as holes in the reward model ("... very well very well very well",
+    "Repeat the word desk" -> "shelf shelf shelf").
+
     ``hard`` adds the list answers of the right length with one duplicated or one off-category
     item. The tiny recipe's ~1M-parameter reward model learns those when it trains on lists alone
     (measured from seed 42's SFT model: ~0.9 pairwise accuracy on both after 750 list-only steps;
@@ -484,6 +526,11 @@ def _near_misses(kind: str, p: dict[str, Any], rng: random.Random, hard: bool = 
         misses = [_sentence(rng, noun, n + 1), _sentence(rng, other, n)]
         if n > 3:
             misses.append(_sentence(rng, noun, n - 1))
+        if n >= 7:  # the right length, padded by saying one phrase over and over ("... very well very well")
+            start = _sentence(rng, noun, rng.randint(3, n // 2)).split()
+            filler = rng.choice(_PHRASES[rng.choice((1, 2, 3))]).split()
+            padding = (filler * n)[: n - len(start)]
+            misses.append(" ".join(start + padding))
         return misses
     if kind == "arithmetic":
         answer = p["a"] + p["b"] if p["op"] == "+" else p["a"] - p["b"]
@@ -506,7 +553,8 @@ def _near_misses(kind: str, p: dict[str, Any], rng: random.Random, hard: bool = 
         n = p["n"]
         replaced = [w] * n
         replaced[rng.randrange(n)] = _other_word(rng, w)
-        return [" ".join([w] * (n + 1)), " ".join([w] * (n - 1)), " ".join(replaced)]
+        other = _other_word(rng, w, CATEGORIES[_WORD_CATEGORY[w]])  # the right count of a related word
+        return [" ".join([w] * (n + 1)), " ".join([w] * (n - 1)), " ".join(replaced), " ".join([other] * n)]
     if kind == "spell":
         letters = list(w)
         misses = [" ".join(_drop_one(rng, letters)), w]
