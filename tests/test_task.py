@@ -150,6 +150,30 @@ def test_sentences_of_every_length_pass_the_judge(n):
         assert gold_score(f"Describe the fox in exactly {n} words.", sentence) == 1.0
 
 
+def test_a_sentence_that_runs_out_of_phrases_starts_over():
+    """Eleven 1-word phrases in a row leave a 15-word sentence one word short: draw it again."""
+    import random
+
+    from pipelines.data.task import _PHRASES, _sentence
+
+    class FirstChoices(random.Random):
+        """Takes the first option for the first `k` draws (the verb, then 1-word phrases), then draws."""
+
+        def __init__(self, k: int):
+            super().__init__(0)
+            self.k = k
+
+        def choice(self, seq):
+            self.k -= 1
+            return seq[0] if self.k >= 0 else super().choice(seq)
+
+    one_word = len(_PHRASES[1])
+    rng = FirstChoices(1 + 2 * one_word)  # the verb, then (length 1, first fresh phrase) each time
+    sentence = _sentence(rng, "fox", one_word + 4)
+    assert rng.k < 0 and len(sentence.split()) == one_word + 4
+    assert gold_score(f"Describe the fox in exactly {one_word + 4} words.", sentence) == 1.0
+
+
 def test_pretraining_corpus_teaches_the_world_not_the_format(task):
     corpus = " ".join(task["pretrain"]["train"]["text"])
     words = set(corpus.replace(",", " ").replace(".", " ").split())
