@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from pipelines.data.task import (
+    _PHRASES,
     CATEGORIES,
     DEFAULT_KINDS,
     KINDS,
     TaskConfig,
+    _items,
+    _near_misses,
+    _sentence,
     build_task,
     gold_score,
     judge_batch,
@@ -97,8 +103,6 @@ def test_preference_labels_and_noise(task):
 
 
 def _list_rejections(config):
-    from pipelines.data.task import _items
-
     kinds = set()
     for row in build_task(config)["preference"]["train"]:
         if row["kind"] != "list_items":
@@ -120,10 +124,6 @@ def test_hard_negatives_add_duplicate_and_off_category_list_items():
 
 def test_every_judged_rule_has_a_near_miss_that_breaks_it():
     """Word counts: also the right length padded by repeating a phrase; repeats: also a related word."""
-    import random
-
-    from pipelines.data.task import _near_misses
-
     rng = random.Random(0)
     prompt = "Describe the fox in exactly 12 words."
     misses = _near_misses("word_count", {"noun": "fox", "n": 12}, rng)
@@ -139,10 +139,6 @@ def test_every_judged_rule_has_a_near_miss_that_breaks_it():
 @pytest.mark.parametrize("n", range(3, 16))
 def test_sentences_of_every_length_pass_the_judge(n):
     """Filler phrases never repeat a word but "the": long answers keep the distinct words asked for."""
-    import random
-
-    from pipelines.data.task import _sentence
-
     rng = random.Random(n)
     for _ in range(200):
         sentence = _sentence(rng, "fox", n)
@@ -152,9 +148,6 @@ def test_sentences_of_every_length_pass_the_judge(n):
 
 def test_a_sentence_that_runs_out_of_phrases_starts_over():
     """Eleven 1-word phrases in a row leave a 15-word sentence one word short: draw it again."""
-    import random
-
-    from pipelines.data.task import _PHRASES, _sentence
 
     class FirstChoices(random.Random):
         """Takes the first option for the first `k` draws (the verb, then 1-word phrases), then draws."""
