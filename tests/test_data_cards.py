@@ -6,8 +6,9 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from pipelines.data import build_task
+from pipelines.data import task as task_module
 from pipelines.data.cards import EMBEDDED_NAMES, embedded_statistics, render_embedded_cards, write_data_cards
-from pipelines.data.task import TaskConfig
+from pipelines.data.task import KINDS, TaskConfig, task_space
 
 REQUIRED = (
     "license",
@@ -74,7 +75,7 @@ def test_embedded_card_numbers_match_the_generated_data():
     assert "This dataset holds `word_count`, `repeat_word`" in cards["embedded-preference"]
     assert stats["prompts_overlap_with_training"] == {"train": 0, "test": 0}
     assert "(overlap measured: train 0, test 0)" in cards["embedded-prompts"]
-    assert stats["sft"]["train"]["max_response_words"] <= 15
+    assert stats["sft"]["train"]["max_response_words"] == task_space()["max_answer_words"]
 
 
 def test_cards_follow_the_config(tmp_path):
@@ -99,3 +100,24 @@ def test_cards_follow_the_config(tmp_path):
         "`label_noise` =\n0.2 in the TRAIN split"
         in (tmp_path / "embedded-preference" / "README.md").read_text()
     )
+
+
+_SMALL = dict(pretrain_train=10, pretrain_test=2, sft_train=64, sft_test=8, preference_train=40,
+              preference_test=8, ppo_prompts=16, eval_prompts=8)  # fmt: skip
+
+
+def test_cards_quote_the_generator_ranges(monkeypatch):
+    # The prose of every card quotes the generator's ranges from `task_space()`, so raising a
+    # count in task.py cannot leave a card claiming the old range.
+    monkeypatch.setattr(task_module, "_WORD_COUNT_N", range(3, 21))
+    space = task_space()
+    assert space["counts"] == (2, 20) and space["max_answer_words"] == 20
+    for name, text in render_embedded_cards(TaskConfig(**_SMALL)).items():
+        assert "numbers 0-20 and counts 2-20." in " ".join(text.split()), name
+        assert "Answers are at most 20 words." in " ".join(text.split()), name
+
+
+def test_no_reference_answer_is_longer_than_the_cards_say():
+    stats = embedded_statistics(TaskConfig(kinds=KINDS, **_SMALL))
+    longest = max(s["max_response_words"] for s in stats["sft"].values())
+    assert 0 < longest <= task_space()["max_answer_words"]

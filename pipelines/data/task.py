@@ -40,6 +40,7 @@ __all__ = [
     "gold_score",
     "judge_batch",
     "parse_instruction",
+    "task_space",
 ]
 
 KINDS: tuple[str, ...] = (
@@ -613,6 +614,23 @@ def _prompt_space(kind: str) -> list[tuple[str, dict[str, Any]]]:
     else:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
     return [(_render(t, p), p) for p in grid for t in _TEMPLATES[kind]]
+
+
+def task_space() -> dict[str, Any]:
+    """The generator's vocabulary and ranges, as the data cards quote them (one source of truth)."""
+    counts = (*_LIST_N, *_REPEAT_N, *_WORD_COUNT_N)
+    phrasings = [len(_TEMPLATES[k]) for k in KINDS]
+    sizes = [len(words) for words in CATEGORIES.values()]
+    return {
+        "kinds": KINDS,
+        "phrasings": (min(phrasings), max(phrasings)),
+        "categories": len(CATEGORIES),
+        "category_words": (min(sizes), max(sizes)),
+        "numbers": (0, _MAX_OPERAND),
+        "counts": (min(counts), max(counts)),
+        # The longest reference answer: a repeat or a description of the largest count.
+        "max_answer_words": max(*_REPEAT_N, *_WORD_COUNT_N),
+    }
 
 
 # ------------------------------------------------------------------------------------- the corpus
