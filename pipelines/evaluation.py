@@ -227,10 +227,11 @@ def evaluate_policies(
 
     `gold_score` and `win_rate_vs_<reference>` judge greedy responses (the policy's best answer).
     `sampled_gold_score` and `sampled_win_rate_vs_<reference>` judge `samples_per_prompt` responses
-    per prompt sampled at temperature 1 (0: skip), the distribution PPO optimises; the j-th sample
-    of each policy meets the j-th of the reference. `kl_to_<reference>` estimates KL(policy ||
-    reference) on the same samples, as PPO measures it: the mean over responses of the summed
-    per-token log-ratio, on the tokens the policy generated (it needs `samples_per_prompt` >= 1).
+    per prompt sampled at temperature 1 (0: skip), the policy's own distribution (PPO may roll out at
+    another temperature: the tiny recipe's 0.5); the j-th sample of each policy meets the j-th of the
+    reference. `kl_to_<reference>` estimates KL(policy || reference) on the same samples, as PPO
+    measures it: the mean over responses of the summed per-token log-ratio, on the tokens the policy
+    generated (it needs `samples_per_prompt` >= 1).
     """
     from transformers import AutoTokenizer
 

@@ -204,7 +204,7 @@ def _report_md(output_dir: Path, report: dict[str, Any]) -> None:
     evaluation = {k: v for k, v in report["evaluation"].items() if isinstance(v, dict) and "gold_score" in v}
     if evaluation:
         lines += ["## Policies under the gold judge (held-out prompts)", "",
-                  "Greedy: the policy's best answer. Sampled: answers at temperature 1, as PPO is trained; "
+                  "Greedy: the policy's best answer. Sampled: answers at temperature 1, the policy's own distribution; "
                   "win rates count ties as half.", "",
                   "| policy | gold (greedy) | win rate vs SFT (greedy) | gold (sampled) | win rate vs SFT (sampled) "
                   "| KL to SFT |", "|---|---|---|---|---|---|"]  # fmt: skip

@@ -72,7 +72,7 @@ def test_embedded_card_numbers_match_the_generated_data():
     train_n = sum(k == "word_count" for k in kinds["train"]["kind"])
     test_n = sum(k == "word_count" for k in kinds["test"]["kind"])
     assert f"| `word_count` | {train_n} | {test_n} |" in cards["embedded-preference"]
-    assert "This dataset holds `word_count`, `repeat_word`" in cards["embedded-preference"]
+    assert "This dataset holds `word_count` (" in cards["embedded-preference"]
     assert stats["prompts_overlap_with_training"] == {"train": 0, "test": 0}
     assert "(overlap measured: train 0, test 0)" in cards["embedded-prompts"]
     assert stats["sft"]["train"]["max_response_words"] == task_space()["max_answer_words"]

@@ -48,7 +48,7 @@ def test_default_sizes(task):
     sizes = {kind: {split: len(ds) for split, ds in dd.items()} for kind, dd in task.items()}
     assert sizes == {
         "pretrain": {"train": config.pretrain_train, "test": config.pretrain_test},
-        "sft": {"train": 600, "test": 100},
+        "sft": {"train": 300, "test": 100},
         "preference": {"train": 24000, "test": 400},
         "prompts": {"train": 400, "test": 200},
     }
@@ -134,6 +134,25 @@ def test_every_judged_rule_has_a_near_miss_that_breaks_it():
     other = misses[-1].split()
     assert len(other) == 5 and len(set(other)) == 1 and other[0] in CATEGORIES["pieces of furniture"]
     assert other[0] != "desk" and gold_score("Repeat the word desk 5 times.", misses[-1]) == 0.4
+
+
+def test_the_topic_near_miss_differs_from_the_correct_answer_only_in_its_noun():
+    """A minimal pair: the reward model can only tell them apart by the topic."""
+    rng = random.Random(0)
+    prompt = "Describe the fox in exactly 10 words."
+    answer = "the fox sleeps at night in the garden very well"
+    topic = [
+        m for m in _near_misses("word_count", {"noun": "fox", "n": 10}, rng, answer=answer) if "fox" not in m
+    ]
+    assert len(topic) == 1
+    diff = [(a, b) for a, b in zip(answer.split(), topic[0].split(), strict=True) if a != b]
+    assert len(diff) == 1 and diff[0][0] == "fox"
+    assert gold_score(prompt, answer) == 1.0 and gold_score(prompt, topic[0]) < 1.0
+    rows = build_task(TaskConfig(**{**SMALL.__dict__, "preference_train": 300}))["preference"]["train"]
+    pairs = [(r["chosen"][0]["content"].split(), r["rejected"][0]["content"].split()) for r in rows]
+    swaps = [(a, b) for a, b in pairs if len(a) == len(b) and a[1] != b[1]]
+    assert len(swaps) > 50  # about a third of the comparisons
+    assert all(a[:1] + a[2:] == b[:1] + b[2:] for a, b in swaps)
 
 
 @pytest.mark.parametrize("n", range(3, 16))

@@ -22,6 +22,7 @@ from pipelines.data.task import KINDS, TaskConfig, build_task, task_space
 __all__ = [
     "DATA_CARDS_DIR",
     "EMBEDDED_NAMES",
+    "RECIPE_TASK",
     "embedded_statistics",
     "render_embedded_cards",
     "write_data_cards",
@@ -36,6 +37,11 @@ EMBEDDED_NAMES: dict[str, str] = {
     "preference": "embedded-preference",
     "prompts": "embedded-prompts",
 }
+
+
+# The data every recipe trains on: `ScriptArguments.task_seed` defaults to 0 (TaskConfig's own
+# default seed, 42, is for code that builds the task directly).
+RECIPE_TASK = TaskConfig(seed=0)
 
 
 def _words(text: str) -> int:
@@ -94,8 +100,9 @@ def _split_stats(kind: str, ds: Dataset) -> dict[str, Any]:
 
 
 def embedded_statistics(task_config: TaskConfig | None = None) -> dict[str, Any]:
-    """Statistics of every embedded dataset and split, measured on a fresh `build_task(task_config)`."""
-    config = task_config or TaskConfig()
+    """Statistics of every embedded dataset and split, measured on a fresh `build_task(task_config)`
+    (default: `RECIPE_TASK`, the data the recipes train on)."""
+    config = task_config or RECIPE_TASK
     task: dict[str, DatasetDict] = build_task(config)
     stats: dict[str, Any] = {"config": dataclasses.asdict(config)}
     for kind, dd in task.items():
@@ -373,7 +380,7 @@ _RENDERERS = {
 
 def render_embedded_cards(task_config: TaskConfig | None = None) -> dict[str, str]:
     """Card folder name (``embedded-sft``...) -> README.md text, from the statistics of a fresh build."""
-    config = task_config or TaskConfig()
+    config = task_config or RECIPE_TASK
     stats = embedded_statistics(config)
     return {EMBEDDED_NAMES[kind]: render(stats, config) for kind, render in _RENDERERS.items()}
 

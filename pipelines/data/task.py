@@ -54,17 +54,22 @@ KINDS: tuple[str, ...] = (
     "reverse",
 )
 
-# The default: the kinds where a ~1M-parameter SFT policy leaves room and RLHF with a ~1M-parameter
-# reward model can take it (measured on the tiny recipe, README "Results"): exact word counts and
-# repeats, with counts up to 15. There SFT's greedy answer is often a word off, the reward model
-# counts well, and PPO fixes more of those answers than it breaks. The other kinds stay
-# available (`TaskConfig(kinds=KINDS)`), but at this scale they only add ties or noise:
+# The default: exact word counts ("Use exactly 12 words to talk about the fox."), the kind where a
+# ~1M-parameter SFT policy leaves the most room that RLHF with a ~1M-parameter reward model can take
+# (measured on the tiny recipe, README "Results"). SFT's greedy answer is often a word off although
+# its samples hit the count: greedy decoding takes the likeliest next token, and "stop" is one token
+# while "go on" is spread over every phrase that could come next. The reward model counts well, and
+# PPO fixes most of those answers but also breaks some right ones (seed 42: 42 of 58 one word off
+# fixed, 21 of 115 perfect answers broken).
+# The other kinds stay available (`TaskConfig(kinds=KINDS)`), but at this scale they add ties or noise:
+# - repeat_word: most of SFT's wrong answers copy the wrong word, for words no demonstration asked
+#   to repeat; its samples never get those right either, so PPO can only tie them (6 better, 6 worse
+#   of 100 beside word counts);
+# - list_items: SFT's greedy lists repeat items ("lime, lemon, lemon, lemon"); the reward model
+#   cannot tell duplicates (0.815 accuracy with hard negatives) and PPO leaves them as they are;
 # - end_word: SFT answers 49 of 50 held-out prompts perfectly, so PPO can only tie;
-# - list_items: SFT's greedy lists repeat items ("lime, lemon, lemon, lemon"), but PPO moves them
-#   down as often as up, even against the gold judge itself (12 better, 15 worse); greedy decoding
-#   picks among near-equally likely items, and the reward model cannot tell duplicates;
 # - capitals, spelling, reversal and arithmetic need far more pretraining: both policies score ~0.
-DEFAULT_KINDS: tuple[str, ...] = ("word_count", "repeat_word")
+DEFAULT_KINDS: tuple[str, ...] = ("word_count",)
 
 # label (plural, as written in prompts) -> (singular used in the pretraining corpus, words)
 _CATEGORY_TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -493,8 +498,11 @@ def _answer(kind: str, p: dict[str, Any], rng: random.Random) -> str:
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def _near_misses(kind: str, p: dict[str, Any], rng: random.Random, hard: bool = False) -> list[str]:
-    """Plausible answers that violate the instruction in one small way.
+def _near_misses(
+    kind: str, p: dict[str, Any], rng: random.Random, hard: bool = False, answer: str | None = None
+) -> list[str]:
+    """Plausible answers that violate the instruction in one small way (``answer``: the correct
+    answer they are compared with, where a near-miss is made from it).
 
     Each rule of the gold judge has a near-miss that breaks it, so that the reward model is shown
     every way to lose score: for word counts also a sentence of the right length padded by
@@ -508,7 +516,7 @@ def _near_misses(kind: str, p: dict[str, Any], rng: random.Random, hard: bool = 
     (measured from seed 42's SFT model: ~0.9 pairwise accuracy on both after 750 list-only steps;
     with 10% of the labels flipped, duplicates 0.82-0.91 and off-category items 0.56 after 1,000).
     Mixed with the other kinds' pairs, as the reward stage trains, it does not learn them
-    (0.47-0.57 after 1,250 steps with lists as 57% of the pairs); see the README's results.
+    (0.47-0.57 after 1,250 steps with lists as 57% of the pairs); see docs/experiments.md.
     """
     w = p.get("word", "")
     if kind == "uppercase":
@@ -526,12 +534,19 @@ def _near_misses(kind: str, p: dict[str, Any], rng: random.Random, hard: bool = 
             misses += [", ".join(items[: n - 1] + [foreign]), ", ".join(items[: n - 1] + [items[0]])]
         return misses
     if kind == "word_count":
+        # One near-miss per rule of the judge, so each rule is drawn equally often: the count (a word
+        # more or, above 3, a word fewer), the topic and, from 7 words, distinct words (the right
+        # length padded by one phrase: "... very well very well"). The topic miss is the correct
+        # answer with its noun swapped, a minimal pair: the noun is all the reward model can tell
+        # them apart by. As two unrelated sentences, the pair differed in every word, and from some
+        # SFT models the reward model never learned the topic (0.40-0.55 on held-out topic pairs,
+        # reward accuracy 0.76-0.83; docs/experiments.md).
         n, noun = p["n"], p["noun"]
-        other = _other_word(rng, noun)
-        misses = [_sentence(rng, noun, n + 1), _sentence(rng, other, n)]
-        if n > 3:
-            misses.append(_sentence(rng, noun, n - 1))
-        if n >= 7:  # the right length, padded by saying one phrase over and over ("... very well very well")
+        miscount = n + 1 if n <= 3 or rng.random() < 0.5 else n - 1
+        words = (answer or _sentence(rng, noun, n)).split()
+        words[words.index(noun)] = _other_word(rng, noun)
+        misses = [_sentence(rng, noun, miscount), " ".join(words)]
+        if n >= 7:
             start = _sentence(rng, noun, rng.randint(3, n // 2)).split()
             filler = rng.choice(_PHRASES[rng.choice((1, 2, 3))]).split()
             padding = (filler * n)[: n - len(start)]
@@ -693,14 +708,20 @@ class TaskConfig:
     training preference is flipped; the test split is clean. InstructGPT's labelers agreed ~73% of
     the time, but at 0.25 the tiny reward model needs about four times the steps it gets on CPU to
     reach the same accuracy (0.6 instead of 0.9), and with fewer, reused pairs it memorises the flips:
-    hence 10% noise over 24k distinct comparisons, each seen about once. ``hard_negatives`` adds
-    duplicate and off-category list items to the rejected answers (see `_near_misses`).
+    hence 10% noise over 24k comparisons. ``hard_negatives`` adds duplicate and off-category list
+    items to the rejected answers (see `_near_misses`).
+
+    300 demonstrations against 24k comparisons and 400 PPO prompts: InstructGPT too had fewer
+    demonstrations (13k) than comparison prompts (33k) and PPO prompts (31k), because a judgement is
+    cheaper than a written answer. With 600 demonstrations of word counts the ~1M-parameter SFT
+    policy already answers most held-out prompts perfectly (greedy gold 0.927), which leaves PPO
+    about 15 of 200 prompts to win (docs/experiments.md).
     """
 
     seed: int = 42
     pretrain_train: int = 4000
     pretrain_test: int = 200
-    sft_train: int = 600
+    sft_train: int = 300
     sft_test: int = 100
     preference_train: int = 24000
     preference_test: int = 400
@@ -745,12 +766,13 @@ def _preference_row(
 ) -> dict[str, Any]:
     """One comparison: the correct answer against a plausible near-miss that violates the instruction.
 
-    Both answers are on topic and of similar length; the gold judge prefers the correct one. (Pairs of
-    two near-misses would differ by a few hundredths of partial credit: a preference no labeler could
-    state, and noise the reward model cannot learn from.)
+    Both answers are of similar length and the near-miss breaks one rule; the gold judge prefers the
+    correct one. (Pairs of two near-misses would differ by a few hundredths of partial credit: a
+    preference no labeler could state, and noise the reward model cannot learn from.)
     """
     for _ in range(20):
-        a, b = _answer(kind, p, rng), rng.choice(_near_misses(kind, p, rng, hard))
+        a = _answer(kind, p, rng)
+        b = rng.choice(_near_misses(kind, p, rng, hard, answer=a))
         score_a, score_b = gold_score(prompt, a), gold_score(prompt, b)
         if score_a != score_b:
             break
