@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="write the embedded datasets, their cards and a summary")
     data.add_argument("--output-dir", required=True)
-    data.add_argument("--seed", type=int, default=0, help="task seed (the tiny recipe uses 0)")
+    data.add_argument("--seed", type=int, default=None, help="task seed (default: the recipes', 0)")
     data.add_argument("--overwrite", action="store_true", help="replace an earlier export in the folder")
 
     report = sub.add_parser("report", help="(re)build report.json, plots and samples of a finished run")
@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             _print_summary(report, Path(args.output_dir))
         elif args.command == "data":
-            from pipelines.data import TaskConfig, export_embedded
+            from pipelines.data import RECIPE_TASK_SEED, TaskConfig, export_embedded
 
-            summary = export_embedded(args.output_dir, TaskConfig(seed=args.seed), overwrite=args.overwrite)
+            seed = RECIPE_TASK_SEED if args.seed is None else args.seed
+            summary = export_embedded(args.output_dir, TaskConfig(seed=seed), overwrite=args.overwrite)
             for name, info in summary["datasets"].items():
                 print(f"{name}: {info['rows']}")
             print(f"Wrote {args.output_dir} (see summary.md there).")

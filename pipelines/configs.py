@@ -17,6 +17,8 @@ import yaml
 from trl import ScriptArguments as TrlScriptArguments
 from trl import TrlParser
 
+from pipelines.data.task import RECIPE_TASK_SEED
+
 __all__ = [
     "ConfigError",
     "GoldRewardArguments",
@@ -49,7 +51,7 @@ class ScriptArguments(TrlScriptArguments):
     )
     dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of the dataset."})
     task_seed: int = field(
-        default=0, metadata={"help": "Seed of the embedded task's data (not of training)."}
+        default=RECIPE_TASK_SEED, metadata={"help": "Seed of the embedded task's data (not of training)."}
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Keep only this many training rows."}

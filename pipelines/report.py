@@ -26,13 +26,15 @@ def _history(stage_dir: Path) -> list[dict[str, Any]]:
 
 def _eval_prompts(infos: dict[str, dict]):
     """Held-out prompts of the embedded task the policies were trained on, or None for other data."""
-    from pipelines.data import get_dataset
+    from pipelines.data import RECIPE_TASK_SEED, get_dataset
 
     source = infos.get("ppo") or infos.get("sft") or {}
     config = source.get("config", {})
     if config.get("dataset_name") != "embedded":
         return None
-    return get_dataset("embedded", "prompts", seed=config.get("task_seed", 0))["test"]["prompt"]
+    return get_dataset("embedded", "prompts", seed=config.get("task_seed", RECIPE_TASK_SEED))["test"][
+        "prompt"
+    ]
 
 
 def write_report(

@@ -17,7 +17,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
-from pipelines.data.task import KINDS, TaskConfig, build_task, task_space
+from pipelines.data.task import KINDS, RECIPE_TASK_SEED, TaskConfig, build_task, task_space
 
 __all__ = [
     "DATA_CARDS_DIR",
@@ -39,9 +39,8 @@ EMBEDDED_NAMES: dict[str, str] = {
 }
 
 
-# The data every recipe trains on: `ScriptArguments.task_seed` defaults to 0 (TaskConfig's own
-# default seed, 42, is for code that builds the task directly).
-RECIPE_TASK = TaskConfig(seed=0)
+#: The data every recipe trains on.
+RECIPE_TASK = TaskConfig(seed=RECIPE_TASK_SEED)
 
 
 def _words(text: str) -> int:

@@ -34,6 +34,7 @@ __all__ = [
     "CATEGORIES",
     "DEFAULT_KINDS",
     "KINDS",
+    "RECIPE_TASK_SEED",
     "Instruction",
     "TaskConfig",
     "build_task",
@@ -70,6 +71,10 @@ KINDS: tuple[str, ...] = (
 # - end_word: SFT answers 49 of 50 held-out prompts perfectly, so PPO can only tie;
 # - capitals, spelling, reversal and arithmetic need far more pretraining: both policies score ~0.
 DEFAULT_KINDS: tuple[str, ...] = ("word_count",)
+
+# The task seed every recipe trains on (`ScriptArguments.task_seed`, `instructgpt data --seed`);
+# `TaskConfig`'s own default seed, 42, is for code that builds the task directly.
+RECIPE_TASK_SEED = 0
 
 # label (plural, as written in prompts) -> (singular used in the pretraining corpus, words)
 _CATEGORY_TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
