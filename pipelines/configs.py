@@ -215,6 +215,13 @@ class PPOScriptArguments(GoldRewardArguments):
     max_prompt_length: int = field(
         default=128, metadata={"help": "Longer prompts are dropped (and counted)."}
     )
+    value_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the value model (its own optimizer group, same schedule); defaults to "
+            "learning_rate. OpenRLHF's critic_learning_rate and DeepSpeed-Chat's critic lr."
+        },
+    )
     ptx_coef: float = field(default=0.0, metadata={"help": "gamma of PPO-ptx; 0 is plain PPO."})
     ptx_dataset_name: str | None = field(
         default="embedded", metadata={"help": "Pretraining text for PPO-ptx."}
@@ -223,6 +230,14 @@ class PPOScriptArguments(GoldRewardArguments):
     ptx_max_length: int = field(
         default=128, metadata={"help": "Tokens per pretraining sequence for PPO-ptx."}
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.value_learning_rate is not None and self.value_learning_rate < 0:
+            raise ConfigError(
+                f"value_learning_rate must be >= 0, got {self.value_learning_rate}. Leave it unset to train the "
+                "value model at learning_rate."
+            )
 
 
 def recipe_dataclasses(stage: str) -> tuple[type, ...]:

@@ -10,6 +10,10 @@ What this adds, each at one hook of TRL's trainer:
   process's RNG states; beside them the scheduler, the step and episode counters and the log
   history; the data order is a fixed permutation per epoch, so a resumed run replays the batches
   the uninterrupted run would have seen. Checkpoints are written to `checkpoint-N.tmp` and renamed.
+- **A learning rate of the value model's own** (`value_learning_rate`, as OpenRLHF's
+  `critic_learning_rate` and DeepSpeed-Chat's critic lr): TRL trains policy and value with one
+  optimizer at one rate; `create_optimizer` puts the value model in groups of their own rate,
+  under the same schedule.
 - **Distributed fixes**: under DDP, TRL reaches `model.policy` through the DDP wrapper (PEFT
   without a reference model fails) and `save_model` fails on a shared-tensor error; the
   wrapper here exposes `policy`/`value_model` and saves the unwrapped policy on the main process.
@@ -138,8 +142,10 @@ class PPOTrainer(TRLPPOTrainer):
         ptx_dataset=None,
         ptx_coef: float = 0.0,
         ptx_batch_size: int = 8,
+        value_learning_rate: float | None = None,
         **kwargs,
     ) -> None:
+        self.value_learning_rate = value_learning_rate  # read by create_optimizer, inside TRL's __init__
         _resolve_auto_gradient_accumulation(kwargs.get("args", args[0] if args else None))
         with _deepspeed_leaves_weightless_models_alone():
             super().__init__(*args, **kwargs)
@@ -179,6 +185,32 @@ class PPOTrainer(TRLPPOTrainer):
             )
             self._ptx_loader = self.accelerator.prepare(ptx_loader)
             self._ptx_epoch = 0
+
+    def create_optimizer(self, model=None):
+        """TRL's single optimizer over policy and value, with the value model in groups of its own lr."""
+        if self.value_learning_rate is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        wrapper = self.model
+        decay = set(self.get_decay_parameter_names(wrapper))
+        groups = []
+        for prefix, lr in (("policy.", self.args.learning_rate), ("value_model.", self.value_learning_rate)):
+            for decayed in (True, False):
+                params = [
+                    p for n, p in wrapper.named_parameters()
+                    if n.startswith(prefix) and p.requires_grad and (n in decay) == decayed
+                ]  # fmt: skip
+                if params:
+                    groups.append(
+                        {"params": params, "lr": lr, "weight_decay": self.args.weight_decay * decayed}
+                    )
+        trainable = sum(p.requires_grad for p in wrapper.parameters())
+        if sum(len(g["params"]) for g in groups) != trainable:
+            raise RuntimeError(
+                "value_learning_rate: some trainable parameters are neither policy.* nor value_model.*"
+            )
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, wrapper)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
 
     # ------------------------------------------------------------------ PPO-ptx
     def _next_ptx_batch(self) -> torch.Tensor:

@@ -47,6 +47,7 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
         peft_config=inputs.peft_config,
         ptx_dataset=inputs.ptx,
         ptx_coef=script_args.ptx_coef,
+        value_learning_rate=script_args.value_learning_rate,
         ptx_batch_size=script_args.ptx_batch_size,
     )
     attach_debug_hooks(trainer)  # fails on unsynchronised replicas; records ranks if PIPELINES_DEBUG_RANK_DIR

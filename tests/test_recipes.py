@@ -120,3 +120,45 @@ def test_ppo_measures_its_kl_against_ref_model_path(tmp_path_factory, tmp_path):
         first_kl[name] = next(e["objective/kl"] for e in logged_numbers(out) if "objective/kl" in e)
     assert first_kl["own-start"] == pytest.approx(0.0, abs=1e-6)
     assert first_kl["sft"] > 1e-3, first_kl
+
+
+def test_ppo_value_learning_rate_sets_the_value_models_own_rate(tmp_path_factory, tmp_path):
+    """`value_learning_rate` puts the value model in optimizer groups of its own rate: at 0 the value
+    model leaves training as the reward model it started from, while the policy moves."""
+    import torch
+    from recipe_runs import build_chain, load_recipe, run_recipe, stage_args
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    chain = build_chain(tmp_path_factory.getbasetemp() / "reliability-chain", "chain-a")
+    module, trainers = load_recipe("ppo"), []
+
+    class Recording(module.PPOTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            trainers.append(self)
+
+    module.PPOTrainer = Recording
+    inputs = {"model_name_or_path": chain / "sft", "reward_model_path": chain / "reward"}
+    argv = stage_args(
+        "ppo", tmp_path / "configs", tmp_path / "out", inputs, total_episodes=8, value_learning_rate=0.0
+    )
+    run_recipe("ppo", argv, module=module)
+
+    (trainer,) = trainers
+    rates = {group["initial_lr"] for group in trainer.optimizer.param_groups}
+    assert rates == {trainer.args.learning_rate, 0.0}, rates
+    wrapper = trainer.accelerator.unwrap_model(trainer.model)
+    start = AutoModelForSequenceClassification.from_pretrained(chain / "reward", trust_remote_code=True)
+    for name, value in start.state_dict().items():
+        torch.testing.assert_close(wrapper.value_model.state_dict()[name], value, msg=name)
+    sft = AutoModelForCausalLM.from_pretrained(chain / "sft", trust_remote_code=True).state_dict()
+    policy = wrapper.policy.state_dict()
+    assert any(not torch.equal(policy[name], sft[name]) for name in sft), "the policy did not train"
+
+
+def test_ppo_negative_value_learning_rate_is_refused_at_parse_time():
+    from pipelines.configs import ConfigError
+
+    config = str(REPO / "recipes" / "tiny" / "ppo.yaml")
+    with pytest.raises(ConfigError, match=r"value_learning_rate must be >= 0, got -0\.001\. Leave it unset"):
+        parse_recipe_args(recipe_dataclasses("ppo"), ["--config", config, "--value_learning_rate=-1e-3"])
