@@ -192,22 +192,22 @@ class PPOTrainer(TRLPPOTrainer):
             return super().create_optimizer(model)
         wrapper = self.model
         decay = set(self.get_decay_parameter_names(wrapper))
-        groups = []
-        for prefix, lr in (("policy.", self.args.learning_rate), ("value_model.", self.value_learning_rate)):
-            for decayed in (True, False):
-                params = [
-                    p for n, p in wrapper.named_parameters()
-                    if n.startswith(prefix) and p.requires_grad and (n in decay) == decayed
-                ]  # fmt: skip
-                if params:
-                    groups.append(
-                        {"params": params, "lr": lr, "weight_decay": self.args.weight_decay * decayed}
-                    )
-        trainable = sum(p.requires_grad for p in wrapper.parameters())
-        if sum(len(g["params"]) for g in groups) != trainable:
-            raise RuntimeError(
-                "value_learning_rate: some trainable parameters are neither policy.* nor value_model.*"
-            )
+        rates = {"policy.": self.args.learning_rate, "value_model.": self.value_learning_rate}
+        buckets = {(prefix, decayed): [] for prefix in rates for decayed in (True, False)}
+        for name, param in wrapper.named_parameters():
+            if not param.requires_grad:
+                continue
+            prefix = next((p for p in rates if name.startswith(p)), None)
+            if prefix is None:
+                raise RuntimeError(
+                    f"value_learning_rate: trainable parameter {name} is neither policy.* nor value_model.*"
+                )
+            buckets[prefix, name in decay].append(param)
+        groups = [
+            {"params": params, "lr": rates[prefix], "weight_decay": self.args.weight_decay * decayed}
+            for (prefix, decayed), params in buckets.items()
+            if params
+        ]
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, wrapper)
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
