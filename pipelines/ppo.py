@@ -14,6 +14,10 @@ What this adds, each at one hook of TRL's trainer:
   `critic_learning_rate` and DeepSpeed-Chat's critic lr): TRL trains policy and value with one
   optimizer at one rate; `create_optimizer` puts the value model in groups of their own rate,
   under the same schedule.
+- **Cheaper garbage collection**: TRL calls `gc.collect()` twice per update, and each walked every
+  object of the process (datasets, tokenizer, the embedded task): 40% of a tiny CPU run. `train`
+  freezes the objects that exist when training starts (`gc.freeze`) and unfreezes them after, so
+  the collections see only what the updates made; the numbers trained are the same.
 - **Distributed fixes**: under DDP, TRL reaches `model.policy` through the DDP wrapper (PEFT
   without a reference model fails) and `save_model` fails on a shared-tensor error; the
   wrapper here exposes `policy`/`value_model` and saves the unwrapped policy on the main process.
@@ -27,6 +31,7 @@ to 0 (the recipes do) when exact resume matters.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -254,10 +259,14 @@ class PPOTrainer(TRLPPOTrainer):
                 return original_backward(loss + self.ptx_coef * ptx_loss, **kwargs)
 
             self.accelerator.backward = backward_with_ptx
+        # TRL's two `gc.collect()` per update then walk only what the updates made (module docstring).
+        gc.collect()
+        gc.freeze()
         try:
             if args.num_total_batches > 0:
                 super().train()
         finally:
+            gc.unfreeze()
             self.accelerator.backward = original_backward
             args.num_total_batches = total_batches
 
