@@ -15,7 +15,7 @@ What this adds, each at one hook of TRL's trainer:
   optimizer at one rate; `create_optimizer` puts the value model in groups of their own rate,
   under the same schedule.
 - **Cheaper garbage collection**: TRL calls `gc.collect()` twice per update, and each walked every
-  object of the process (datasets, tokenizer, the embedded task): 40% of a tiny CPU run. `train`
+  object the process tracks: 40% of a tiny CPU run. `train`
   freezes the objects that exist when training starts (`gc.freeze`) and unfreezes them after, so
   the collections see only what the updates made; the numbers trained are the same.
 - **Distributed fixes**: under DDP, TRL reaches `model.policy` through the DDP wrapper (PEFT
