@@ -15,9 +15,9 @@ What this adds, each at one hook of TRL's trainer:
   optimizer at one rate; `create_optimizer` puts the value model in groups of their own rate,
   under the same schedule.
 - **Cheaper garbage collection**: TRL calls `gc.collect()` twice per update, and each walked every
-  object the process tracks: 40% of a tiny CPU run. `train`
-  freezes the objects that exist when training starts (`gc.freeze`) and unfreezes them after, so
-  the collections see only what the updates made; the numbers trained are the same.
+  object the process tracks: 40% of a tiny CPU run. `train` freezes the objects that exist when
+  training starts (`gc.freeze`) and unfreezes them after, so the collections see only what the
+  updates made; the numbers trained are the same. A process that froze objects itself is left alone.
 - **Distributed fixes**: under DDP, TRL reaches `model.policy` through the DDP wrapper (PEFT
   without a reference model fails) and `save_model` fails on a shared-tensor error; the
   wrapper here exposes `policy`/`value_model` and saves the unwrapped policy on the main process.
@@ -260,13 +260,17 @@ class PPOTrainer(TRLPPOTrainer):
 
             self.accelerator.backward = backward_with_ptx
         # TRL's two `gc.collect()` per update then walk only what the updates made (module docstring).
-        gc.collect()
-        gc.freeze()
+        # A caller that froze objects itself keeps its own policy: unfreezing would undo it.
+        manage_gc = gc.get_freeze_count() == 0
+        if manage_gc:
+            gc.collect()
+            gc.freeze()
         try:
             if args.num_total_batches > 0:
                 super().train()
         finally:
-            gc.unfreeze()
+            if manage_gc:
+                gc.unfreeze()
             self.accelerator.backward = original_backward
             args.num_total_batches = total_batches
 

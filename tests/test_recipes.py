@@ -159,7 +159,7 @@ def test_ppo_value_learning_rate_sets_the_value_models_own_rate(tmp_path_factory
 def test_ppo_collections_skip_the_objects_loaded_before_training(tmp_path_factory, tmp_path):
     """TRL collects garbage twice per PPO update. The objects that exist when training starts are
     frozen out of those collections (they were 40% of a tiny CPU run), and the process's collector
-    is restored afterwards."""
+    is restored afterwards; a process that froze objects itself keeps them frozen."""
     import gc
 
     from recipe_runs import build_chain, load_recipe, run_recipe, stage_args
@@ -174,14 +174,28 @@ def test_ppo_collections_skip_the_objects_loaded_before_training(tmp_path_factor
 
     module.PPOTrainer = Recording
     inputs = {"model_name_or_path": chain / "sft", "reward_model_path": chain / "reward"}
-    run_recipe(
-        "ppo",
-        stage_args("ppo", tmp_path / "configs", tmp_path / "out", inputs, total_episodes=8),
-        module=module,
-    )
 
-    assert frozen and min(frozen) > 10_000, frozen
+    def train(name):
+        frozen.clear()
+        argv = stage_args("ppo", tmp_path / "configs", tmp_path / name, inputs, total_episodes=8)
+        run_recipe("ppo", argv, module=module)
+        return list(frozen)
+
+    during = train("own")
+    assert during and min(during) > 10_000, during
     assert gc.get_freeze_count() == 0
+
+    gc.freeze()
+    try:
+        callers = gc.get_freeze_count()
+        assert callers > 10_000
+        during = train("callers")
+        # Frozen objects can still die (their count only falls); the trainer neither adds to them
+        # nor unfreezes them.
+        assert during and max(during) <= callers and min(during) > 0.9 * callers, (callers, during)
+        assert gc.get_freeze_count() > 0.9 * callers
+    finally:
+        gc.unfreeze()
 
 
 def test_ppo_negative_value_learning_rate_is_refused_at_parse_time():
